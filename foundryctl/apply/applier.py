@@ -1,0 +1,170 @@
+"""Carry a plan out: state repairs first, then the operations, each result recorded at once.
+
+Crash safety: before the backend is asked to create, update or delete anything, the intent
+is committed to state (status creating/updating/deleting, with the object's id). If the
+process dies at any point, the next refresh reads exactly those objects back and the plan
+accounts for what did or did not happen; nothing is created without state knowing its id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from foundryctl.apply.operations import Operation, operations
+from foundryctl.apply.walker import walk
+from foundryctl.backends.base import Backend, Progress, Target
+from foundryctl.plan.model import Action, Plan, ResourceChange
+from foundryctl.state.records import ResourceRecord, Status
+from foundryctl.state.sqlite_store import StateStore
+
+DEPOSED = "#deposed"  # suffix for the old object of a create-before-destroy replace
+
+
+@dataclass(frozen=True)
+class ApplyEvent:
+    kind: str  # "start", "progress", "done", "error"
+    address: str
+    verb: str
+    message: str = ""
+    elapsed: float = 0.0
+    backend_id: str | None = None
+
+
+@dataclass
+class ApplyResult:
+    added: int = 0
+    changed: int = 0
+    destroyed: int = 0
+    failures: list[tuple[str, str, BaseException]] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    repaired: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+
+EventSink = Callable[[ApplyEvent], None]
+
+
+def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: int = 10,
+               on_event: EventSink | None = None) -> ApplyResult:
+    emit = on_event or (lambda event: None)
+    changes = {c.address: c for c in plan.changes}
+    result = ApplyResult()
+    state.append_history("apply-started", {
+        "mode": plan.mode.value, "targets": plan.targets, "plan_serial": plan.serial,
+        "summary": dict(zip(("add", "change", "destroy"), plan.summary))})
+
+    if plan.repairs:
+        state.write(
+            puts=[ResourceRecord(r.address, r.kind, r.name, r.observed_id, Status.READY,
+                                 r.attributes or {}, r.outputs or {}, r.dependencies, r.protect)
+                  for r in plan.repairs if not r.forget],
+            removes=[r.address for r in plan.repairs if r.forget])
+        result.repaired = len(plan.repairs)
+
+    def run(op: Operation) -> None:
+        change = changes[op.address]
+        started = time.monotonic()
+        emit(ApplyEvent("start", op.address, op.verb))
+        progress = Progress(lambda message: emit(ApplyEvent("progress", op.address, op.verb, message,
+                                                            time.monotonic() - started)))
+        try:
+            backend_id = _OPERATIONS[op.verb](change, state, backend, progress)
+        except BaseException as exc:
+            emit(ApplyEvent("error", op.address, op.verb, str(exc), time.monotonic() - started))
+            raise
+        emit(ApplyEvent("done", op.address, op.verb, elapsed=time.monotonic() - started,
+                        backend_id=backend_id))
+
+    ops, waits = operations(plan.changes)
+    walked = walk(ops, waits, run, parallelism)
+    done: dict[str, set[str]] = {}
+    for op in walked.completed:
+        done.setdefault(op.address, set()).add(op.verb)
+    for change in plan.pending:
+        verbs = done.get(change.address, set())
+        if change.action is Action.REPLACE:
+            if {"create", "delete"} <= verbs:
+                result.added += 1
+                result.destroyed += 1
+        elif change.action is Action.CREATE and verbs:
+            result.added += 1
+        elif change.action is Action.UPDATE and verbs:
+            result.changed += 1
+        elif change.action is Action.DELETE and verbs:
+            result.destroyed += 1
+    result.failures = [(op.address, op.verb, error) for op, error in walked.failed]
+    result.not_started = [str(op) for op in walked.not_started]
+    result.interrupted = walked.interrupted
+    state.append_history("apply-finished", {
+        "outcome": "succeeded" if result.ok else ("interrupted" if result.interrupted else "failed"),
+        "added": result.added, "changed": result.changed, "destroyed": result.destroyed,
+        "completed": [str(op) for op in walked.completed],
+        "failed": [{"operation": str(op), "error": str(error)} for op, error in walked.failed],
+        "not_started": result.not_started})
+    return result
+
+
+def _record(change: ResourceChange, status: Status, backend_id: str | None, attributes: dict,
+            outputs: dict | None = None, address: str | None = None) -> ResourceRecord:
+    return ResourceRecord(address or change.address, change.kind, change.name, backend_id, status,
+                          attributes, outputs or {}, change.dependencies, change.protect)
+
+
+def _target(change: ResourceChange, attributes: dict | None, backend_id: str | None) -> Target:
+    return Target(change.address, change.kind, change.name, attributes or {}, backend_id)
+
+
+def _create(change: ResourceChange, state: StateStore, backend: Backend, progress: Progress) -> str:
+    handler = backend.handler(change.kind)
+    target = _target(change, change.after, None)
+    intent = _record(change, Status.CREATING, handler.identify(target), change.after or {})
+    if change.action is Action.REPLACE and change.create_before_destroy:
+        old = state.get(change.address)
+        deposed = [] if old is None else [ResourceRecord(
+            change.address + DEPOSED, old.kind, old.name, old.backend_id, old.status, old.attributes,
+            old.outputs, old.dependencies, old.protect)]
+        state.write(puts=deposed + [intent])  # the old object stays known while the new one is made
+    else:
+        state.put(intent)
+    observed = handler.create(target, progress)
+    state.put(_record(change, Status.READY, observed.id, observed.attributes, observed.outputs))
+    return observed.id
+
+
+def _update(change: ResourceChange, state: StateStore, backend: Backend, progress: Progress) -> str:
+    handler = backend.handler(change.kind)
+    state.put(_record(change, Status.UPDATING, change.backend_id, change.before or {}))
+    observed = handler.update(_target(change, change.after, change.backend_id), change.before or {},
+                              progress)
+    state.put(_record(change, Status.READY, observed.id, observed.attributes, observed.outputs))
+    return observed.id
+
+
+def _state_only(change: ResourceChange, state: StateStore, backend: Backend, progress: Progress) -> str | None:
+    record = state.get(change.address)
+    if record is not None:
+        record.protect = change.protect
+        record.dependencies = change.dependencies
+        state.put(record)
+        return record.backend_id
+    return None
+
+
+def _delete(change: ResourceChange, state: StateStore, backend: Backend, progress: Progress) -> str | None:
+    handler = backend.handler(change.kind)
+    address = change.address
+    if change.action is Action.REPLACE and change.create_before_destroy:
+        address += DEPOSED
+    state.put(_record(change, Status.DELETING, change.backend_id, change.before or {}, address=address))
+    handler.delete(_target(change, change.before, change.backend_id), progress)
+    state.remove(address)
+    return change.backend_id
+
+
+_OPERATIONS = {"create": _create, "update": _update, "state": _state_only, "delete": _delete}

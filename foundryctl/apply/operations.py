@@ -1,0 +1,68 @@
+"""A plan's changes as backend operations with their ordering edges.
+
+create/update of a resource wait for its dependencies' create/update; the delete of a
+resource waits for the deletes of everything that depends on it; a replace is a delete then
+a create (or, for create-before-destroy kinds, a create, the dependents' updates, then the
+delete of the old object).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from foundryctl.plan.model import Action, ResourceChange
+
+
+@dataclass(frozen=True)
+class Operation:
+    address: str
+    verb: str  # "create", "update", "delete" or "state" (foundryctl-only change)
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.verb})"
+
+
+def operations(changes: list[ResourceChange]) -> tuple[list[Operation], dict[Operation, set[Operation]]]:
+    """The operations in a stable order and, for each, the operations it must wait for."""
+    ops: list[Operation] = []  # one per (address, verb); a replace contributes two
+    creates: dict[str, Operation] = {}  # create or update: the resource exists afterwards
+    deletes: dict[str, Operation] = {}
+    for change in changes:
+        a = change.address
+        if change.action is Action.CREATE:
+            creates[a] = Operation(a, "create")
+        elif change.action is Action.UPDATE:
+            creates[a] = Operation(a, "state" if change.state_only else "update")
+        elif change.action is Action.DELETE:
+            deletes[a] = Operation(a, "delete")
+        elif change.action is Action.REPLACE:
+            creates[a] = Operation(a, "create")
+            deletes[a] = Operation(a, "delete")
+    for change in changes:
+        ops.extend(op for table in (deletes, creates) if (op := table.get(change.address)))
+
+    waits: dict[Operation, set[Operation]] = {op: set() for op in ops}
+    for change in changes:
+        a = change.address
+        if a in creates:
+            for dep in change.dependencies:
+                if dep in creates:
+                    waits[creates[a]].add(creates[dep])
+        if a in deletes:
+            for dep in change.dependencies:
+                if dep in deletes:
+                    waits[deletes[dep]].add(deletes[a])  # dependents go first
+        if change.action is Action.REPLACE:
+            if change.create_before_destroy:
+                waits[deletes[a]].add(creates[a])
+            else:
+                waits[creates[a]].add(deletes[a])
+    # The old object of a create-before-destroy replace goes only after everything that
+    # pointed at it has moved to the new one.
+    moved = {c.address for c in changes if c.action is Action.REPLACE and c.create_before_destroy}
+    for change in changes:
+        if change.address in creates:
+            for dep in change.dependencies:
+                if dep in moved:
+                    waits[deletes[dep]].add(creates[change.address])
+    return ops, waits

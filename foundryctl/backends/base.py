@@ -1,0 +1,97 @@
+"""The backend interface: per kind, read / create / update / delete, plus an id for intents.
+
+Handlers are level-triggered and idempotent (a retry after a crash does no harm): create
+of something that already exists either adopts it (kinds that say so) or fails with a
+clear 'already exists' error, and delete of something gone succeeds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Observed:
+    """What the backend says an object is: its id, configurable attributes and outputs."""
+
+    id: str
+    attributes: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The object a handler acts on, named the way the manifest names it."""
+
+    address: str
+    kind: str
+    name: str
+    attributes: dict[str, Any]  # desired for create/update; last known for read/delete
+    backend_id: str | None = None
+
+
+class Progress:
+    """How a long operation tells the user it is still alive (the CLI prints these)."""
+
+    def __init__(self, report: Callable[[str], None] | None = None):
+        self._report = report
+
+    def __call__(self, message: str) -> None:
+        if self._report is not None:
+            self._report(message)
+
+
+class Handler(ABC):
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def identify(self, target: Target) -> str:
+        """The id the object has (or will have) in the backend; recorded before create."""
+
+    @abstractmethod
+    def read(self, target: Target) -> Observed | None:
+        """The object as it is now, or None when it does not exist."""
+
+    def read_many(self, targets: list[Target]) -> list[Observed | None]:
+        return [self.read(t) for t in targets]
+
+    @abstractmethod
+    def create(self, target: Target, progress: Progress) -> Observed: ...
+
+    @abstractmethod
+    def update(self, target: Target, before: dict[str, Any], progress: Progress) -> Observed: ...
+
+    @abstractmethod
+    def delete(self, target: Target, progress: Progress) -> None: ...
+
+    @abstractmethod
+    def import_(self, backend_id: str, name: str) -> Observed | None:
+        """Read an existing object by its backend id (for `foundryctl import`)."""
+
+
+class Backend(ABC):
+    type: ClassVar[str]
+
+    @abstractmethod
+    def handler(self, kind: str) -> Handler: ...
+
+    def read_many(self, targets: list[Target]) -> dict[str, Observed | None]:
+        """Refresh: the actual state of each target, by address."""
+        by_kind: dict[str, list[Target]] = {}
+        for target in targets:
+            by_kind.setdefault(target.kind, []).append(target)
+        out: dict[str, Observed | None] = {}
+        for kind, group in by_kind.items():
+            for target, observed in zip(group, self.handler(kind).read_many(group)):
+                out[target.address] = observed
+        return out
+
+    @abstractmethod
+    def describe(self) -> dict[str, str]:
+        """Where this backend points (shown in plan headers and saved plans)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,47 @@
+"""ARM resource ids, built and taken apart the way Azure writes them."""
+
+from __future__ import annotations
+
+WORKSPACES = "Microsoft.MachineLearningServices/workspaces"
+ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
+PROVIDERS = "Microsoft.Resources/providers"
+
+
+def subscription_id(sub: str) -> str:
+    return f"/subscriptions/{sub}"
+
+
+def resource_group_id(sub: str, rg: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}"
+
+
+def workspace_id(sub: str, rg: str, name: str) -> str:
+    return f"{resource_group_id(sub, rg)}/providers/{WORKSPACES}/{name}"
+
+
+def provider_id(sub: str, namespace: str) -> str:
+    return f"/subscriptions/{sub}/providers/{namespace}"
+
+
+def role_definition_id(sub: str, role_guid: str) -> str:
+    return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+
+
+def role_assignment_id(scope: str, name: str) -> str:
+    return f"{scope.rstrip('/')}/providers/{ROLE_ASSIGNMENTS}/{name}"
+
+
+def last_segment(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def covers(scope: str, resource_id: str) -> bool:
+    """ARM scopes nest by path: a resource group covers everything inside it."""
+    scope, resource_id = scope.rstrip("/").lower(), resource_id.rstrip("/").lower()
+    return resource_id == scope or resource_id.startswith(scope + "/")
+
+
+def scope_of_assignment(assignment_id: str) -> str:
+    marker = f"/providers/{ROLE_ASSIGNMENTS}/".lower()
+    index = assignment_id.lower().rfind(marker)
+    return assignment_id[:index] if index >= 0 else assignment_id

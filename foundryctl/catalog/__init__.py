@@ -1,0 +1,96 @@
+"""The catalog: data files (not code) of Azure regions, built-in roles and provider namespaces.
+
+validate, plan and every backend read the same files. Each file names its source and date.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources as _resources
+from typing import Any
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    display_name: str
+    geography: str
+
+
+@dataclass(frozen=True)
+class RoleDefinition:
+    name: str
+    id: str
+    description: str
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderCatalog:
+    namespaces: frozenset[str]  # lower-cased
+    registered_by_default: frozenset[str]  # lower-cased
+    canonical: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@cache
+def _load(name: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    text = _resources.files("foundryctl.catalog").joinpath("data", name).read_text(encoding="utf-8")
+    return yaml.load(text, Loader=loader)
+
+
+@cache
+def regions() -> dict[str, Region]:
+    return {r["name"]: Region(**r) for r in _load("regions.yaml")["regions"]}
+
+
+def normalize_region(value: str) -> str | None:
+    """'East US 2', 'eastus2' and 'EASTUS2' all name eastus2; None when unknown."""
+    key = value.replace(" ", "").lower()
+    return key if key in regions() else None
+
+
+@cache
+def roles() -> dict[str, RoleDefinition]:
+    out = {}
+    for r in _load("roles.yaml")["roles"]:
+        role = RoleDefinition(
+            name=r["name"], id=r["id"], description=r.get("description", ""),
+            actions=tuple(r.get("actions", ())), not_actions=tuple(r.get("not_actions", ())),
+            data_actions=tuple(r.get("data_actions", ())),
+            not_data_actions=tuple(r.get("not_data_actions", ())))
+        out[role.name] = role
+    return out
+
+
+def find_role(name_or_id: str) -> RoleDefinition | None:
+    """A built-in role by display name (any case) or by its GUID."""
+    wanted = name_or_id.strip().lower()
+    for role in roles().values():
+        if role.name.lower() == wanted or role.id == wanted:
+            return role
+    return None
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID.match(value))
+
+
+@cache
+def providers() -> ProviderCatalog:
+    data = _load("providers.yaml")
+    every = list(data["namespaces"]) + list(data["registered_by_default"])
+    return ProviderCatalog(
+        namespaces=frozenset(n.lower() for n in every),
+        registered_by_default=frozenset(n.lower() for n in data["registered_by_default"]),
+        canonical={n.lower(): n for n in every},
+    )

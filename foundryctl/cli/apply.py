@@ -1,0 +1,153 @@
+"""`foundryctl apply` and `foundryctl destroy`: show the plan, confirm, carry it out."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from foundryctl.cli.common import (
+    console,
+    handle_errors,
+    load_stack,
+    manifest_options,
+    print_diagnostics,
+    print_notices,
+)
+from foundryctl.cli.plan import plan_options
+
+if TYPE_CHECKING:
+    from foundryctl.apply import ApplyEvent, ApplyResult
+    from foundryctl.plan import Plan
+    from foundryctl.stack import Stack
+
+_VERBS = {"create": ("Creating", "Creation"), "update": ("Modifying", "Modifications"),
+          "delete": ("Destroying", "Destruction"), "state": ("Updating state", "State update")}
+
+
+def apply_options(func: Any) -> Any:
+    func = click.option("--auto-approve", is_flag=True, help="Skip the confirmation prompt.")(func)
+    func = click.option("--parallelism", type=click.IntRange(1, 256), default=10, show_default=True,
+                        help="Operations run at once.")(func)
+    return plan_options(func)
+
+
+@click.command()
+@manifest_options
+@apply_options
+@click.argument("plan_file", required=False, type=click.Path(path_type=Path))
+@handle_errors
+def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
+          parallelism: int, auto_approve: bool, plan_file: Path | None) -> None:
+    """Make the backend match the manifest.
+
+    With PLAN_FILE (from `plan --out`), apply exactly that plan: it is refused if state or
+    the manifest changed since. Without it, plan, show, ask, then apply.
+    """
+    from foundryctl.plan import Mode
+    from foundryctl.stack import Stack
+
+    if plan_file is not None:
+        path = stack_args["path"] if stack_args["path"] != Path(".") else None
+        stack, saved = Stack.for_plan_file(plan_file, path=path, state_path=stack_args["state_path"])
+        with stack, stack.locked("apply", timeout=lock_timeout):
+            _carry_out(stack, saved, parallelism, "Apply")
+        return
+    with load_stack(stack_args) as stack, stack.locked("apply", timeout=lock_timeout):
+        print_notices(stack)
+        result = stack.plan(mode=Mode.NORMAL, targets=targets, refresh=refresh)
+        if _show_and_confirm(stack, result, auto_approve, "apply"):
+            _carry_out(stack, result, parallelism, "Apply")
+
+
+@click.command()
+@manifest_options
+@apply_options
+@handle_errors
+def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
+            parallelism: int, auto_approve: bool) -> None:
+    """Destroy everything foundryctl manages for this manifest, dependents first."""
+    from foundryctl.plan import Mode
+
+    with load_stack(stack_args) as stack, stack.locked("destroy", timeout=lock_timeout):
+        print_notices(stack)
+        result = stack.plan(mode=Mode.DESTROY, targets=targets, refresh=refresh)
+        if _show_and_confirm(stack, result, auto_approve, "destroy"):
+            _carry_out(stack, result, parallelism, "Destroy")
+
+
+def _show_and_confirm(stack: Stack, plan: Plan, auto_approve: bool, what: str) -> bool:
+    from foundryctl.errors import FoundryctlError
+    from foundryctl.plan.render_text import render_plan
+
+    out = console()
+    if plan.warnings:
+        print_diagnostics(plan.warnings)
+    out.print(render_plan(plan), end="")
+    if not plan.pending:
+        if plan.repairs:
+            stack.apply(plan)
+            out.print(f"State reconciled with the backend ({len(plan.repairs)} record(s)).")
+        return False
+    if auto_approve:
+        return True
+    if not sys.stdin.isatty():
+        raise FoundryctlError(f"{what} needs confirmation, and there is no terminal to ask on",
+                              hint="pass --auto-approve, or save a plan with `plan --out` and apply it")
+    out.print(f"\n[bold]Do you really want to {what}?[/]\n  foundryctl will perform the actions "
+              "above. Only 'yes' will be accepted.\n")
+    answer = click.prompt("  Enter a value", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise FoundryctlError(f"{what.capitalize()} cancelled.")
+    out.print()
+    return True
+
+
+def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str) -> None:
+    out = console()
+    lock = threading.Lock()
+
+    def show(event: ApplyEvent) -> None:
+        doing, done = _VERBS.get(event.verb, (event.verb, event.verb))
+        line = {
+            "start": f"{event.address}: {doing}...",
+            "progress": f"{event.address}: {event.message} [{event.elapsed:.0f}s elapsed]",
+            "done": f"{event.address}: {done} complete after {event.elapsed:.1f}s"
+                    + (f" [id={event.backend_id}]" if event.backend_id else ""),
+            "error": f"{event.address}: {doing} failed after {event.elapsed:.1f}s",
+        }[event.kind]
+        with lock:
+            out.print(line, markup=False, style="red" if event.kind == "error" else None)
+
+    result = stack.apply(plan, parallelism=parallelism, on_event=show)
+    if not plan.needs_apply:
+        out.print("No changes. Nothing to apply.")
+        return
+    _summarise(result, title)
+    if not result.ok:
+        sys.exit(1 if result.failures else 130)
+
+
+def _summarise(result: ApplyResult, title: str) -> None:
+    out = console()
+    counts = f"{result.added} added, {result.changed} changed, {result.destroyed} destroyed"
+    if result.ok:
+        out.print(f"\n[bold green]{title} complete![/] Resources: {counts}.")
+        return
+    err = console(stderr=True)
+    err.print(f"\n[bold red]{title} did not finish.[/] Resources: {counts}.")
+    if result.interrupted:
+        err.print("Interrupted: operations that were running finished and are recorded in state.")
+    for address, verb, error in result.failures:
+        hint = getattr(error, "hint", None)
+        err.print(f"  {address} ({verb}): {error}", markup=False, style="red")
+        if hint:
+            err.print(f"    hint: {hint}", markup=False, style="cyan")
+    if result.not_started:
+        err.print(f"  {len(result.not_started)} operation(s) did not start: "
+                  + ", ".join(result.not_started[:10]) + (" ..." if len(result.not_started) > 10 else ""),
+                  markup=False)
+    err.print("Everything that succeeded is recorded in state; fix the problem and apply again.")

@@ -1,0 +1,168 @@
+"""What every command shares: manifest options, the console, and error reporting.
+
+Imports stay light here (click only); rich and the engine are imported inside functions so
+that `foundryctl --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from foundryctl.errors import Diagnostic
+    from foundryctl.stack import Stack
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Settings:
+    debug: bool = False
+    color: bool | None = None  # None: decide from the terminal and NO_COLOR
+
+
+def settings() -> Settings:
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_object(Settings) if ctx else None
+    return found or Settings()
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    color = settings().color
+    return Console(stderr=stderr, highlight=False, soft_wrap=True,
+                   no_color=None if color is None else not color,
+                   force_terminal=color if color else None)
+
+
+def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--var")
+        out[name.strip()] = value
+    return out
+
+
+def manifest_options(func: F) -> F:
+    """-f, --var, --var-file and --state, turned into a `stack_args` keyword argument."""
+
+    @click.option("-f", "--file", "manifest", default=".", show_default=True,
+                  type=click.Path(path_type=Path),
+                  help="Manifest file, or a directory whose *.yaml files are read together.")
+    @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+                  help="Set a variable (repeatable); overrides --var-file and defaults.")
+    @click.option("--var-file", "var_files", multiple=True, type=click.Path(path_type=Path),
+                  help="YAML file of variable values (repeatable, later files win).")
+    @click.option("--state", "state_path", type=click.Path(path_type=Path), default=None,
+                  help="State file (default: the manifest's state.path, .foundryctl/state.db).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, manifest: Path, variables: tuple[str, ...], var_files: tuple[Path, ...],
+                state_path: Path | None, **kwargs: Any) -> Any:
+        kwargs["stack_args"] = {"path": manifest, "variables": parse_vars(variables),
+                                "var_files": list(var_files), "state_path": state_path}
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def lock_timeout_option(func: F) -> F:
+    return click.option("--lock-timeout", type=float, default=0.0, show_default=True, metavar="SECONDS",
+                        help="Wait this long for a state lock held by another run.")(func)
+
+
+def load_stack(stack_args: dict[str, Any]) -> Stack:
+    from foundryctl.stack import Stack
+
+    args = dict(stack_args)
+    return Stack.load(args.pop("path"), **args)
+
+
+def print_notices(stack: Stack) -> None:
+    if stack.notices:
+        print_diagnostics(stack.notices)
+        stack.notices.clear()
+
+
+def source_line(diagnostic: Diagnostic) -> str | None:
+    position = diagnostic.position
+    if position is None:
+        return None
+    try:
+        with open(position.file, encoding="utf-8-sig", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if number == position.line:
+                    return line.rstrip("\n")
+    except OSError:
+        return None
+    return None
+
+
+def print_diagnostics(diagnostics: list[Diagnostic], *, summary: bool = False) -> None:
+    """Compiler-style lines (file:line:col: severity: address: message), the source line, a hint."""
+    from rich.markup import escape
+
+    err = console(stderr=True)
+    for d in diagnostics:
+        colour = "red" if d.is_error else "yellow"
+        where = f"{d.position}: " if d.position else ""
+        who = f"{d.address}: " if d.address else ""
+        err.print(f"{escape(where)}[bold {colour}]{d.severity.value}[/]: {escape(who + d.message)}")
+        line = source_line(d)
+        if line is not None and d.position is not None:
+            err.print(f"  {d.position.line:>4} | {escape(line)}", style="dim")
+            err.print(" " * (9 + d.position.column - 1) + "^", style=colour)
+        if d.hint:
+            err.print(f"  hint: {escape(d.hint)}", style="cyan")
+    if summary:
+        errors = sum(1 for d in diagnostics if d.is_error)
+        warnings = len(diagnostics) - errors
+        err.print(f"{errors} error(s), {warnings} warning(s)", style="bold red" if errors else "bold")
+
+
+def handle_errors(func: F) -> F:
+    """Turn foundryctl's errors into a message and exit 1; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from foundryctl.errors import FoundryctlError
+
+        try:
+            return func(*args, **kwargs)
+        except FoundryctlError as exc:
+            if settings().debug:
+                raise
+            report_error(exc)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report_error(exc: Exception) -> None:
+    from rich.markup import escape
+
+    from foundryctl.errors import BackendError, ManifestError, PlanError
+
+    if isinstance(exc, ManifestError):
+        print_diagnostics(exc.diagnostics, summary=True)
+        return
+    err = console(stderr=True)
+    if isinstance(exc, PlanError) and exc.diagnostics:
+        print_diagnostics(exc.diagnostics)
+    text = str(exc) if isinstance(exc, BackendError) else getattr(exc, "message", str(exc))
+    prefix = f"{exc.address}: " if getattr(exc, "address", None) else ""
+    err.print(f"[bold red]Error:[/] {escape(prefix + text)}")
+    hint = getattr(exc, "hint", None)
+    if hint:
+        err.print(f"  hint: {escape(hint)}", style="cyan")

@@ -1,0 +1,70 @@
+"""`foundryctl plan`: refresh, diff, show; optionally save the plan or print it as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from foundryctl.cli.common import (
+    console,
+    handle_errors,
+    load_stack,
+    lock_timeout_option,
+    manifest_options,
+    print_diagnostics,
+    print_notices,
+)
+
+
+def plan_options(func: Any) -> Any:
+    for option in reversed([
+        click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+                     help="Only this resource and what it depends on (repeatable)."),
+        click.option("--refresh/--no-refresh", default=True, show_default=True,
+                     help="Read actual state from the backend first."),
+        lock_timeout_option,
+    ]):
+        func = option(func)
+    return func
+
+
+@click.command()
+@manifest_options
+@plan_options
+@click.option("--destroy", is_flag=True, help="Plan to destroy everything in state.")
+@click.option("--refresh-only", is_flag=True, help="Only record changes made outside foundryctl.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-json.md).")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 1 on error, 2 when there are changes.")
+@handle_errors
+def plan(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float, destroy: bool, refresh_only: bool, out_file: Path | None, as_json: bool,
+         detailed_exitcode: bool) -> None:
+    """Refresh actual state, diff it against the manifest and show what apply would do."""
+    from foundryctl.errors import PlanError
+    from foundryctl.plan import Mode, save_plan
+    from foundryctl.plan.render_text import render_plan
+
+    if destroy and refresh_only:
+        raise PlanError("--destroy and --refresh-only cannot be combined")
+    mode = Mode.DESTROY if destroy else Mode.REFRESH_ONLY if refresh_only else Mode.NORMAL
+    with load_stack(stack_args) as stack:
+        result = stack.plan(mode=mode, targets=targets, refresh=refresh, lock_timeout=lock_timeout)
+        print_notices(stack)
+        if result.warnings and not as_json:
+            print_diagnostics(result.warnings)
+        if as_json:
+            click.echo(json.dumps(result.to_dict(include_source=False), indent=2))
+        else:
+            console().print(render_plan(result), end="")
+        if out_file is not None:
+            save_plan(result, out_file)
+            if not as_json:
+                console().print(f"\nSaved the plan to {out_file}. Apply exactly this plan with:\n"
+                                f"    foundryctl apply {out_file}", markup=False)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)

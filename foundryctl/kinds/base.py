@@ -1,0 +1,173 @@
+"""What every resource kind declares: its schema and its diff rules.
+
+A kind is one class: the pydantic model users write in YAML (`spec`), which fields refer to
+other resources (`Ref` in the field's metadata; these become graph edges), which fields force
+replacement, whether a replacement creates the new object before destroying the old, and any
+checks that need the whole manifest. Backends implement one handler per kind.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from foundryctl.errors import Diagnostic
+    from foundryctl.manifest.model import Manifest, ResourceDecl
+
+ADDRESS_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"
+_ADDRESS = re.compile(rf"^([A-Za-z]+)\.({ADDRESS_NAME})$")
+
+# Fields every resource has; they steer foundryctl and never reach a backend.
+META_FIELDS = frozenset({"kind", "name", "protect", "depends_on"})
+
+
+def name_rule(pattern: str, rule: str) -> AfterValidator:
+    """A name check whose error says the rule in words instead of quoting a regex."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"invalid name {value!r}: {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
+RESOURCE_NAME = name_rule(rf"^{ADDRESS_NAME}$", "use 1-128 letters, digits, '-' or '_', "
+                          "starting with a letter or digit")
+
+
+def parse_address(address: str) -> tuple[str, str] | None:
+    """`Kind.name` -> (kind, name), or None when it is not an address."""
+    match = _ADDRESS.match(address)
+    return (match.group(1), match.group(2)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Field metadata: this string names another resource of `kind` in the manifest.
+
+    `containment` means the referring resource lives inside the target (a project in its
+    hub, a role assignment at its scope): replacing or deleting the target takes this
+    resource with it, so the plan replaces it too.
+    """
+
+    kind: str
+    containment: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    path: tuple  # where the reference is written, for error positions
+    target: str  # the address it points at
+    containment: bool
+
+
+class Spec(BaseModel):
+    """Base of every kind's schema: strict, immutable, with the shared meta fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+    kind: str
+    name: Annotated[str, RESOURCE_NAME, Field(description="Resource name; the address is `Kind.name`.")]
+    protect: bool = Field(False, description="Refuse any plan that would delete or replace this resource.")
+    depends_on: list[Annotated[str, Field(pattern=rf"^[A-Za-z]+\.{ADDRESS_NAME}$")]] = Field(
+        default_factory=list, description="Extra ordering edges, as addresses `Kind.name`.")
+
+
+class Kind:
+    """One resource kind. Subclasses set the class attributes; instances are never made."""
+
+    name: ClassVar[str]
+    spec: ClassVar[type[Spec]]
+    summary: ClassVar[str] = ""
+    # Top-level attributes whose change cannot be made in place.
+    force_new: ClassVar[frozenset[str]] = frozenset()
+    # Replace by creating the new object first (the old one keeps serving until then).
+    create_before_destroy: ClassVar[bool] = False
+    # Creating something that already exists adopts it (Azure's idempotent PUTs), instead
+    # of failing with "already exists; import it".
+    adopts_existing: ClassVar[bool] = False
+    # Data-plane kinds: the acting principal needs a role, so they wait for the manifest's
+    # role assignments that cover them.
+    needs_role: ClassVar[bool] = False
+    # Backend-computed outputs, documented for `state show` and the reference.
+    outputs: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def address(cls, name: str) -> str:
+        return f"{cls.name}.{name}"
+
+    @classmethod
+    def attributes(cls, spec: Spec) -> dict[str, Any]:
+        """The desired attributes a backend receives: the spec without meta fields."""
+        return spec.model_dump(mode="json", exclude=META_FIELDS)
+
+    @classmethod
+    def references(cls, spec: Spec) -> list[Reference]:
+        """Every `Ref` field that is set, found by walking the spec's models."""
+        found: list[Reference] = []
+        _collect_references(spec, (), found)
+        return found
+
+    @classmethod
+    def implicit_dependencies(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        """Edges the manifest does not spell out (a hub waits for provider registrations)."""
+        return []
+
+    @classmethod
+    def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        """Addresses of the resources that contain this one, outermost first."""
+        return []
+
+    @classmethod
+    def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+        """Rules that need the whole manifest (and the catalog). Schema rules live in `spec`."""
+        return []
+
+
+@cache
+def _ref_fields(model: type[BaseModel]) -> tuple[tuple[str, Ref | None, bool], ...]:
+    """(field name, Ref or None, holds nested models) for each field worth walking."""
+    out = []
+    for field_name, info in model.model_fields.items():
+        ref = next((m for m in info.metadata if isinstance(m, Ref)), None)
+        nested = _holds_model(info.annotation)
+        if ref is not None or nested:
+            out.append((field_name, ref, nested))
+    return tuple(out)
+
+
+def _holds_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _holds_model(get_args(annotation)[0])
+    if origin in (list, tuple, Union, dict) or str(origin) == "types.UnionType":
+        return any(_holds_model(arg) for arg in get_args(annotation))
+    return False
+
+
+def _collect_references(model: BaseModel, path: tuple, found: list[Reference]) -> None:
+    for field_name, ref, nested in _ref_fields(type(model)):
+        value = getattr(model, field_name)
+        if value is None:
+            continue
+        here = path + (field_name,)
+        if ref is not None:
+            if isinstance(value, str):
+                found.append(Reference(here, f"{ref.kind}.{value}", ref.containment))
+            elif isinstance(value, list):
+                found.extend(Reference(here + (i,), f"{ref.kind}.{v}", ref.containment)
+                             for i, v in enumerate(value) if isinstance(v, str))
+        if nested:
+            items = value if isinstance(value, list) else [value]
+            for i, item in enumerate(items):
+                if isinstance(item, BaseModel):
+                    _collect_references(item, here + (i,) if isinstance(value, list) else here, found)

@@ -1,0 +1,54 @@
+"""Hub: an Azure AI Foundry hub (a workspace of kind Hub) that projects live in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from foundryctl import catalog
+from foundryctl.kinds.base import Kind, Spec, name_rule
+from foundryctl.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from foundryctl.manifest.model import Manifest, ResourceDecl
+
+# Azure's rule for Machine Learning workspace names (hubs and projects share it).
+WORKSPACE_NAME = name_rule(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
+                           "workspace names have 3-33 letters, digits, '-' or '_', "
+                           "starting with a letter or digit")
+Tags = Annotated[dict[str, str], Field(default_factory=dict, description="Azure resource tags.")]
+
+
+def check_region(value: str) -> str:
+    region = catalog.normalize_region(value)
+    if region is None:
+        raise ValueError(f"unknown Azure region {value!r}{did_you_mean(value, catalog.regions())}")
+    return region
+
+
+class HubSpec(Spec):
+    kind: Literal["Hub"]
+    name: Annotated[str, WORKSPACE_NAME, Field(description="Workspace name (3-33 characters).")]
+    location: str = Field(description="Azure region, e.g. eastus2 or 'East US 2'.")
+    display_name: str | None = Field(None, description="Friendly name shown in the portal.")
+    description: str = ""
+    tags: Tags
+
+    _region = field_validator("location")(check_region)
+
+
+class Hub(Kind):
+    name = "Hub"
+    spec = HubSpec
+    summary = "An Azure AI Foundry hub; its region decides where its projects can fine-tune and deploy."
+    force_new = frozenset({"location"})
+    outputs = {"id": "ARM id", "provisioning_state": "ARM provisioning state",
+               "etag": "changes on every write", "workspace_id": "the workspace GUID",
+               "discovery_url": "regional discovery endpoint",
+               "created_at": "creation time", "modified_at": "last modification time"}
+
+    @classmethod
+    def implicit_dependencies(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        # Registrations are subscription prerequisites: nothing is built before them.
+        return manifest.addresses_of_kind("ProviderRegistration")

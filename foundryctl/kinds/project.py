@@ -1,0 +1,37 @@
+"""Project: an Azure AI Foundry project inside a hub, where data, jobs and models live."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field
+
+from foundryctl.kinds.base import Kind, Ref, Spec
+from foundryctl.kinds.hub import WORKSPACE_NAME, Tags
+
+if TYPE_CHECKING:
+    from foundryctl.manifest.model import Manifest, ResourceDecl
+
+
+class ProjectSpec(Spec):
+    kind: Literal["Project"]
+    name: Annotated[str, WORKSPACE_NAME, Field(description="Workspace name (3-33 characters).")]
+    hub: Annotated[str, Ref("Hub", containment=True), Field(description="Name of the Hub it belongs to.")]
+    display_name: str | None = Field(None, description="Friendly name shown in the portal.")
+    description: str = ""
+    tags: Tags
+
+
+class Project(Kind):
+    name = "Project"
+    spec = ProjectSpec
+    summary = "An Azure AI Foundry project in a hub; its location follows the hub."
+    force_new = frozenset({"hub"})
+    outputs = {"id": "ARM id", "location": "the hub's region", "hub_id": "ARM id of the hub",
+               "provisioning_state": "ARM provisioning state", "etag": "changes on every write",
+               "workspace_id": "the workspace GUID",
+               "created_at": "creation time", "modified_at": "last modification time"}
+
+    @classmethod
+    def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        return [f"Hub.{decl.spec.hub}"]  # type: ignore[attr-defined]

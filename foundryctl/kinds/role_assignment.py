@@ -1,0 +1,98 @@
+"""RoleAssignment: an Azure RBAC role for a principal at a scope (resource group, hub or project)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+
+from foundryctl import catalog
+from foundryctl.kinds.base import Kind, Ref, Spec
+from foundryctl.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from foundryctl.manifest.model import Manifest, ResourceDecl
+
+# Fixed namespace for the deterministic assignment name uuid5(scope, principal, role).
+ASSIGNMENT_NAMESPACE = uuid.UUID("6f1c2b4e-3f0a-5d8e-9b7a-f0c9d1e2a3b4")
+
+
+def assignment_name(scope_id: str, principal_id: str, role_id: str) -> str:
+    """Azure role assignment names are GUIDs; deriving it makes re-assignment idempotent."""
+    key = f"{scope_id.lower()}|{principal_id.lower()}|{role_id.lower()}"
+    return str(uuid.uuid5(ASSIGNMENT_NAMESPACE, key))
+
+
+class Scope(BaseModel):
+    """Where the role applies: `resource_group`, `{hub: NAME}` or `{project: NAME}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resource_group: bool = False
+    hub: Annotated[str | None, Ref("Hub", containment=True)] = None
+    project: Annotated[str | None, Ref("Project", containment=True)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_word(cls, value: Any) -> Any:
+        if value == "resource_group":
+            return {"resource_group": True}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Scope:
+        chosen = [self.resource_group, self.hub is not None, self.project is not None]
+        if sum(chosen) != 1:
+            raise ValueError("scope must be exactly one of: resource_group, {hub: NAME}, {project: NAME}")
+        return self
+
+    @model_serializer
+    def _serialize(self) -> dict[str, Any]:
+        if self.hub is not None:
+            return {"hub": self.hub}
+        if self.project is not None:
+            return {"project": self.project}
+        return {"resource_group": True}
+
+
+class RoleAssignmentSpec(Spec):
+    kind: Literal["RoleAssignment"]
+    principal: Annotated[str, Field(min_length=1, description=(
+        "Object id of the user, group or service principal (any identifier on the local backend)."))]
+    principal_type: Literal["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"] = "User"
+    role: str = Field(description="Built-in role name (e.g. 'Azure AI Developer') or its GUID.")
+    scope: Scope = Field(description="resource_group, {hub: NAME} or {project: NAME}.")
+    description: str = ""
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        role = catalog.find_role(value)
+        if role is None:
+            suggestion = did_you_mean(value, catalog.roles())
+            raise ValueError(f"unknown role {value!r}" + (
+                suggestion or f" (built-in roles: {', '.join(catalog.roles())})"))
+        return role.name  # one spelling, so 'azure ai developer' and the GUID do not diff
+
+
+class RoleAssignment(Kind):
+    name = "RoleAssignment"
+    spec = RoleAssignmentSpec
+    summary = ("Assigns a built-in role to a principal at a scope; the assignment name is "
+               "uuid5(scope, principal, role), so re-assigning the same triple is a no-op.")
+    force_new = frozenset({"principal", "principal_type", "role", "scope"})
+    adopts_existing = True  # Azure answers 409 RoleAssignmentExists; we take it over
+    outputs = {"id": "ARM id", "assignment_name": "uuid5(scope, principal, role)",
+               "role_definition_id": "ARM id of the role definition", "scope_id": "ARM id of the scope",
+               "created_at": "creation time"}
+
+    @classmethod
+    def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        scope: Scope = decl.spec.scope  # type: ignore[attr-defined]
+        if scope.project is not None:
+            project = manifest.resources.get(f"Project.{scope.project}")
+            return ([f"Hub.{project.spec.hub}"] if project else []) + [f"Project.{scope.project}"]  # type: ignore[attr-defined]
+        if scope.hub is not None:
+            return [f"Hub.{scope.hub}"]
+        return []

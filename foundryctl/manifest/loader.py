@@ -1,0 +1,337 @@
+"""Manifest files -> Manifest: parse, merge, resolve variables, validate, build the graph.
+
+Every problem is collected, not raised on first sight, so one run reports them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from foundryctl.backends import BACKEND_CONFIGS
+from foundryctl.errors import Diagnostic, ManifestError, Position
+from foundryctl.graph import Graph, build_graph
+from foundryctl.kinds import KINDS
+from foundryctl.manifest.interpolate import Interpolator
+from foundryctl.manifest.model import Manifest, ResourceDecl
+from foundryctl.manifest.pydantic_errors import validation_diagnostics
+from foundryctl.manifest.schema import (
+    SUPPORTED_VERSIONS,
+    TOP_LEVEL_KEYS,
+    StateConfig,
+    VariableSpec,
+    coerce_variable,
+)
+from foundryctl.manifest.yamlsource import SourceDocument, load_yaml_documents
+from foundryctl.suggest import did_you_mean
+
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TYPE_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "map": lambda v: isinstance(v, dict),
+}
+
+
+def load_manifest(
+    path: str | os.PathLike = ".",
+    *,
+    variables: Mapping[str, Any] | None = None,
+    var_files: Sequence[str | os.PathLike] = (),
+    env: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Load a manifest file or directory; raises ManifestError listing every problem."""
+    return _Loader(env if env is not None else os.environ).load(Path(path), variables or {}, var_files)
+
+
+def display_path(path: Path) -> str:
+    """Paths in messages: relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def manifest_files(path: Path) -> tuple[list[Path], Path]:
+    """The YAML files a path stands for, and the directory relative paths resolve from."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        return files, path
+    return [path], path.parent
+
+
+@dataclass
+class _Variable:
+    spec: VariableSpec
+    has_default: bool
+    source: SourceDocument
+    path: tuple
+
+
+class _Loader:
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.diagnostics: list[Diagnostic] = []
+        self.invalid_addresses: set[str] = set()  # declared, but failed validation
+
+    def error(self, message: str, position: Position | None = None, address: str | None = None,
+              code: str = "manifest", hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic.error(message, position, address, code, hint))
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _read_documents(self, files: Iterable[Path]) -> list[SourceDocument]:
+        documents = []
+        for file in files:
+            shown = display_path(file)
+            try:
+                text = file.read_bytes().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                self.error(f"not valid UTF-8 (byte {exc.start})", Position(shown, 1, 1), code="encoding")
+                continue
+            except OSError as exc:
+                self.error(f"cannot read file: {exc.strerror}", Position(shown, 1, 1), code="io")
+                continue
+            docs, problems = load_yaml_documents(text, shown)
+            self.diagnostics.extend(problems)
+            documents.extend(docs)
+        return documents
+
+    def load(self, path: Path, cli_vars: Mapping[str, Any], var_files: Sequence[str | os.PathLike]) -> Manifest:
+        if not path.exists():
+            raise ManifestError([Diagnostic.error(f"no such manifest file or directory: {path}",
+                                                  code="io")])
+        files, root = manifest_files(path)
+        if not files:
+            raise ManifestError([Diagnostic.error(f"no .yaml or .yml files in directory {path}",
+                                                  code="io")])
+        documents = self._read_documents(files)
+
+        version: int | None = None
+        backend: tuple[SourceDocument, Any] | None = None
+        state: tuple[SourceDocument, Any] | None = None
+        declared: dict[str, _Variable] = {}
+        raw_resources: list[tuple[SourceDocument, int, Any]] = []
+
+        for doc in documents:
+            if not isinstance(doc.data, dict):
+                self.error("a manifest document must be a mapping with version, backend, "
+                           "variables and resources", doc.position(()))
+                continue
+            for key, value in doc.data.items():
+                if key not in TOP_LEVEL_KEYS:
+                    self.error(f"unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)}",
+                               doc.key_positions.get((key,)), code="unknown-key")
+                elif key == "version":
+                    if value not in SUPPORTED_VERSIONS or isinstance(value, bool):
+                        self.error(f"unsupported manifest version {value!r} (supported: "
+                                   f"{', '.join(map(str, SUPPORTED_VERSIONS))})", doc.position((key,)))
+                    elif version is not None and value != version:
+                        self.error(f"version {value} conflicts with version {version} in another file",
+                                   doc.position((key,)))
+                    else:
+                        version = value
+                elif key in ("backend", "state"):
+                    earlier = backend if key == "backend" else state
+                    if earlier is not None:
+                        self.error(f"{key} is declared twice (first at {earlier[0].position((key,))})",
+                                   doc.key_positions.get((key,)))
+                    elif key == "backend":
+                        backend = (doc, value)
+                    else:
+                        state = (doc, value)
+                elif key == "variables":
+                    self._declare_variables(doc, value, declared)
+                elif key == "resources":
+                    if value is None:
+                        continue
+                    if not isinstance(value, list):
+                        self.error("resources must be a list of resources", doc.position((key,)))
+                        continue
+                    raw_resources.extend((doc, i, item) for i, item in enumerate(value))
+        if documents and version is None:
+            self.error("missing `version: 1`", documents[0].position(()), code="missing-field")
+
+        values = self._resolve_variables(declared, cli_vars, var_files)
+        interpolator = Interpolator(values, self.env, self.diagnostics)
+        backend_config = self._backend(backend, interpolator)
+        state_config = self._state(state, interpolator)
+        resources = self._resources(raw_resources, interpolator)
+
+        manifest = Manifest(
+            files=[display_path(f) for f in files], root=root, version=version or 1,
+            backend=backend_config, state=state_config, variables=values, resources=resources,
+            graph=Graph())
+        for decl in resources.values():
+            for problem in decl.kind.check(decl, manifest):
+                (self.diagnostics if problem.is_error else manifest.warnings).append(problem)
+        manifest.graph, problems = build_graph(manifest, self.invalid_addresses)
+        self.diagnostics.extend(problems)
+        if any(d.is_error for d in self.diagnostics):
+            raise ManifestError(self.diagnostics + manifest.warnings)
+        manifest.warnings.extend(self.diagnostics)
+        return manifest
+
+    # -- variables -----------------------------------------------------------------------
+
+    def _declare_variables(self, doc: SourceDocument, block: Any, declared: dict[str, _Variable]) -> None:
+        if block is None:
+            return
+        if not isinstance(block, dict):
+            self.error("variables must be a mapping of name to default (or {default, description, type})",
+                       doc.position(("variables",)))
+            return
+        for name, raw in block.items():
+            path = ("variables", name)
+            if not _VARIABLE_NAME.match(name):
+                self.error(f"invalid variable name {name!r} (letters, digits and _)",
+                           doc.key_positions.get(path))
+                continue
+            if name in declared:
+                first = declared[name]
+                self.error(f"variable {name!r} is declared twice (first at "
+                           f"{first.source.key_positions.get(first.path)})", doc.key_positions.get(path))
+                continue
+            if isinstance(raw, dict):
+                try:
+                    spec = VariableSpec.model_validate(raw)
+                except ValidationError as exc:
+                    self.diagnostics.extend(validation_diagnostics(
+                        exc, raw, VariableSpec, doc.position, doc.key_positions.get, None, prefix=path))
+                    continue
+                has_default = "default" in raw
+            else:
+                spec, has_default = VariableSpec(default=raw), True
+            if has_default:
+                # Defaults may read the environment but not other variables (no ordering puzzles).
+                defaults = Interpolator({}, self.env, self.diagnostics, allow_vars=False)
+                default_path = path + ("default",) if isinstance(raw, dict) else path
+                value = defaults.resolve(spec.default, lambda p, base=default_path: doc.position(base + p))
+                spec = spec.model_copy(update={"default": value})
+                if spec.type and not _TYPE_CHECKS[spec.type](value):
+                    self.error(f"default of variable {name!r} is not a {spec.type}", doc.position(default_path))
+            declared[name] = _Variable(spec, has_default, doc, path)
+
+    def _resolve_variables(self, declared: dict[str, _Variable], cli_vars: Mapping[str, Any],
+                           var_files: Sequence[str | os.PathLike]) -> dict[str, Any]:
+        values = {name: v.spec.default for name, v in declared.items() if v.has_default}
+        for var_file in var_files:
+            file = Path(var_file)
+            if not file.is_file():
+                self.error(f"variable file not found: {var_file}", code="io")
+                continue
+            for doc in self._read_documents([file]):
+                if not isinstance(doc.data, dict):
+                    self.error("a variable file must be a mapping of name to value", doc.position(()))
+                    continue
+                for name, value in doc.data.items():
+                    variable = declared.get(name)
+                    if variable is None:
+                        self.error(f"variable {name!r} is not declared in the manifest"
+                                   f"{did_you_mean(name, declared)}", doc.key_positions.get((name,)),
+                                   code="undeclared-variable")
+                    elif variable.spec.type and not _TYPE_CHECKS[variable.spec.type](value):
+                        self.error(f"variable {name!r} must be a {variable.spec.type}",
+                                   doc.position((name,)))
+                    else:
+                        values[name] = value
+        for name, value in cli_vars.items():
+            variable = declared.get(name)
+            if variable is None:
+                self.error(f"--var {name}: no such variable in the manifest{did_you_mean(name, declared)}",
+                           code="undeclared-variable")
+                continue
+            try:
+                values[name] = coerce_variable(value, variable.spec, variable.has_default)
+            except ValueError as exc:
+                self.error(f"--var {name}: {exc}", code="invalid-value")
+        for name, variable in declared.items():
+            if name not in values:
+                self.error(f"variable {name!r} has no value", variable.source.key_positions.get(variable.path),
+                           code="missing-variable",
+                           hint=f"pass --var {name}=VALUE, add it to a --var-file, or give it a default")
+        return values
+
+    # -- blocks --------------------------------------------------------------------------
+
+    def _validated(self, model: type[BaseModel], data: Any, doc: SourceDocument, path: tuple,
+                   address: str | None, interpolator: Interpolator) -> BaseModel | None:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            self.diagnostics.extend(
+                d for d in validation_diagnostics(
+                    exc, data, model, doc.position, doc.key_positions.get, address, prefix=path)
+                if d.position not in interpolator.failed)
+            return None
+
+    def _backend(self, block: tuple[SourceDocument, Any] | None, interpolator: Interpolator) -> Any:
+        default = BACKEND_CONFIGS["local"]()
+        if block is None:
+            return default
+        doc, raw = block
+        data = interpolator.resolve(raw, lambda p: doc.position(("backend",) + p))
+        if not isinstance(data, dict):
+            self.error("backend must be a mapping such as {type: local}", doc.position(("backend",)))
+            return default
+        backend_type = data.get("type", "local")
+        model = BACKEND_CONFIGS.get(backend_type) if isinstance(backend_type, str) else None
+        if model is None:
+            self.error(f"unknown backend type {backend_type!r}"
+                       f"{did_you_mean(str(backend_type), BACKEND_CONFIGS)} "
+                       f"(available: {', '.join(BACKEND_CONFIGS)})", doc.position(("backend", "type")))
+            return default
+        return self._validated(model, data, doc, ("backend",), None, interpolator) or default
+
+    def _state(self, block: tuple[SourceDocument, Any] | None, interpolator: Interpolator) -> StateConfig:
+        if block is None:
+            return StateConfig()
+        doc, raw = block
+        data = interpolator.resolve(raw, lambda p: doc.position(("state",) + p))
+        validated = self._validated(StateConfig, data, doc, ("state",), None, interpolator)
+        return validated if isinstance(validated, StateConfig) else StateConfig()
+
+    def _resources(self, raw_resources: list[tuple[SourceDocument, int, Any]],
+                   interpolator: Interpolator) -> dict[str, ResourceDecl]:
+        resources: dict[str, ResourceDecl] = {}
+        for doc, index, raw in raw_resources:
+            path = ("resources", index)
+            if not isinstance(raw, dict):
+                self.error("each resource must be a mapping with `kind` and `name`", doc.position(path))
+                continue
+            kind_name = raw.get("kind")
+            name = raw.get("name")
+            shown = f"{kind_name}.{name}" if isinstance(kind_name, str) and isinstance(name, str) else None
+            if kind_name is None:
+                self.error("resource has no `kind`", doc.position(path), shown, code="missing-field",
+                           hint=f"kinds: {', '.join(KINDS)}")
+                continue
+            kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
+            if kind is None:
+                self.error(f"unknown kind {kind_name!r}{did_you_mean(str(kind_name), KINDS)}",
+                           doc.position(path + ("kind",)), shown, code="unknown-kind",
+                           hint=f"kinds: {', '.join(KINDS)}")
+                continue
+            data = interpolator.resolve(raw, lambda p, base=path: doc.position(base + p), (), shown)
+            spec = self._validated(kind.spec, data, doc, path, shown, interpolator)
+            if spec is None:
+                if shown:
+                    self.invalid_addresses.add(shown)
+                continue
+            decl = ResourceDecl(kind=kind, spec=spec, source=doc, path=path)  # type: ignore[arg-type]
+            earlier = resources.get(decl.address)
+            if earlier is not None:
+                self.error(f"duplicate resource {decl.address} (first declared at {earlier.position})",
+                           decl.position, decl.address, code="duplicate-resource")
+                continue
+            resources[decl.address] = decl
+        return resources

@@ -1,0 +1,247 @@
+"""Refresh + diff -> Plan. The only place where actions are decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from foundryctl import __version__
+from foundryctl.backends.base import Observed, Target
+from foundryctl.errors import Diagnostic, PlanError
+from foundryctl.graph import Graph
+from foundryctl.kinds import KINDS
+from foundryctl.plan.diff import diff_attributes
+from foundryctl.plan.model import Action, Drift, Mode, Plan, ResourceChange, StateRepair
+from foundryctl.state.records import ResourceRecord, StateSnapshot, Status
+from foundryctl.state.sqlite_store import now_iso
+from foundryctl.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from foundryctl.backends.base import Backend
+    from foundryctl.manifest import Manifest, ResourceDecl
+
+
+@dataclass
+class PlanOptions:
+    mode: Mode = Mode.NORMAL
+    targets: list[str] = field(default_factory=list)
+    refresh: bool = True
+
+
+def make_plan(manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions,
+              manifest_source: dict[str, Any] | None = None) -> Plan:
+    return _Planner(manifest, state, backend, options).plan(manifest_source or {})
+
+
+class _Planner:
+    def __init__(self, manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions):
+        self.manifest = manifest
+        self.state = state
+        self.backend = backend
+        self.options = options
+        self.desired = manifest.resources
+        self.records = state.records
+        self.warnings: list[Diagnostic] = list(manifest.warnings)
+
+    # -- scope ---------------------------------------------------------------------------
+
+    @cached_property
+    def graph(self) -> Graph:
+        """The manifest's graph plus recorded dependencies of resources that left it."""
+        graph = Graph()
+        for node in self.manifest.graph.nodes:
+            graph.add_node(node)
+        for node, dep in self.manifest.graph.edges():
+            graph.add_edge(node, dep)
+        for address, record in self.records.items():
+            graph.add_node(address)
+            if address not in self.desired:
+                for dep in record.dependencies:
+                    graph.add_edge(address, dep)
+        return graph
+
+    def _scope(self) -> set[str]:
+        everything = set(self.desired) | set(self.records)
+        targets = self.options.targets
+        if not targets:
+            return everything
+        unknown = [t for t in targets if t not in everything]
+        if unknown:
+            raise PlanError("unknown target " + ", ".join(
+                f"{t}{did_you_mean(t, everything)}" for t in unknown),
+                hint="targets are addresses Kind.name from the manifest or from state")
+        if self.options.mode is Mode.DESTROY:
+            return self.graph.closure(targets, reverse=True)  # what depends on a target goes first
+        return self.graph.closure(targets)  # a target needs its dependencies
+
+    # -- refresh -------------------------------------------------------------------------
+
+    def _target(self, address: str) -> Target:
+        record = self.records.get(address)
+        decl = self.desired.get(address)
+        if record is not None:
+            return Target(address, record.kind, record.name, record.attributes, record.backend_id)
+        assert decl is not None
+        return Target(address, decl.kind.name, decl.name, decl.attributes)
+
+    def _refresh(self, scope: set[str]) -> dict[str, Observed | None]:
+        for address in scope:
+            record = self.records.get(address)
+            if record is not None and record.kind not in KINDS:
+                raise PlanError(f"{address} in state is of kind {record.kind}, which this version of "
+                                "foundryctl does not know", hint="upgrade foundryctl")
+        wanted = [a for a in self._ordered(scope)
+                  if a in self.records or (self.options.mode is Mode.NORMAL and a in self.desired)]
+        if not self.options.refresh:
+            return {a: Observed(r.backend_id or "", r.attributes, r.outputs)
+                    for a in wanted if (r := self.records.get(a)) is not None and r.status is Status.READY}
+        return self.backend.read_many([self._target(a) for a in wanted])
+
+    def _ordered(self, scope: set[str]) -> list[str]:
+        order = [a for a in self.manifest.graph.topological_order() if a in scope]
+        order += [a for a in self.records if a in scope and a not in self.desired]
+        return order
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def plan(self, manifest_source: dict[str, Any]) -> Plan:
+        scope = self._scope()
+        observed = self._refresh(scope)
+        drift, repairs = self._reconcile(scope, observed)
+        changes: list[ResourceChange] = []
+        if self.options.mode is Mode.NORMAL:
+            changes = self._changes(scope, observed)
+        elif self.options.mode is Mode.DESTROY:
+            changes = self._destroy(scope, observed)
+        self._check_protected(changes)
+        return Plan(
+            mode=self.options.mode, changes=changes, drift=drift, repairs=repairs,
+            lineage=self.state.lineage, serial=self.state.serial, backend=self.backend.describe(),
+            manifest_fingerprint=self.manifest.fingerprint, manifest_source=manifest_source,
+            targets=list(self.options.targets), warnings=self.warnings, created_at=now_iso(),
+            foundryctl_version=__version__)
+
+    def _reconcile(self, scope: set[str], observed: dict[str, Observed | None]
+                   ) -> tuple[list[Drift], list[StateRepair]]:
+        """Compare state with what exists: drift to show, repairs to write before changes."""
+        drift: list[Drift] = []
+        repairs: list[StateRepair] = []
+        for address in self._ordered(scope):
+            record = self.records.get(address)
+            if record is None or address not in observed:
+                continue
+            seen = observed[address]
+            if record.status is Status.READY:
+                if seen is None:
+                    drift.append(Drift(address, record.kind, Action.DELETE, record.attributes, None))
+                    repairs.append(self._repair(record, None, "deleted outside foundryctl"))
+                    continue
+                changes = diff_attributes(record.attributes, seen.attributes, managed_only=False)
+                if changes:
+                    drift.append(Drift(address, record.kind, Action.UPDATE, record.attributes,
+                                       seen.attributes, changes))
+                    repairs.append(self._repair(record, seen, "changed outside foundryctl"))
+                continue
+            # An intent left by an apply that was interrupted: what does exist decides.
+            verb = record.status.value
+            if seen is None:
+                reason = f"interrupted while {verb}; it does not exist"
+            else:
+                reason = f"interrupted while {verb}; it exists and is tracked again"
+            repairs.append(self._repair(record, seen, reason))
+            self.warnings.append(Diagnostic.warning(
+                f"the last apply was interrupted while {verb} this resource; "
+                f"{'it exists' if seen else 'it does not exist'} and the plan accounts for that",
+                address=address, code="interrupted"))
+        return drift, repairs
+
+    @staticmethod
+    def _repair(record: ResourceRecord, seen: Observed | None, reason: str) -> StateRepair:
+        if seen is None:
+            return StateRepair(record.address, record.kind, record.name, reason)
+        return StateRepair(record.address, record.kind, record.name, reason, seen.id,
+                           seen.attributes, seen.outputs, record.dependencies, record.protect)
+
+    def _changes(self, scope: set[str], observed: dict[str, Observed | None]) -> list[ResourceChange]:
+        planned: dict[str, ResourceChange] = {}
+        errors: list[Diagnostic] = []
+        for address in self.manifest.graph.topological_order():
+            if address not in scope:
+                continue
+            decl = self.desired[address]
+            change = self._desired_change(decl, observed.get(address), planned, errors)
+            planned[address] = change
+        if errors:
+            raise PlanError(f"{len(errors)} resource(s) cannot be planned", diagnostics=errors)
+        for address, record in self.records.items():
+            if address in scope and address not in self.desired and observed.get(address) is not None:
+                planned[address] = self._delete_change(record, observed[address],
+                                                       "not in the manifest any more")
+        return list(planned.values())
+
+    def _desired_change(self, decl: ResourceDecl, seen: Observed | None,
+                        planned: dict[str, ResourceChange], errors: list[Diagnostic]) -> ResourceChange:
+        kind = decl.kind
+        address = decl.address
+        record = self.records.get(address)
+        common = dict(address=address, kind=kind.name, name=decl.name, after=decl.attributes,
+                      dependencies=self.manifest.graph.dependencies(address), protect=decl.spec.protect,
+                      create_before_destroy=kind.create_before_destroy)
+        if seen is None:
+            reasons = []
+            if record is not None and record.status is Status.READY:
+                reasons.append("deleted outside foundryctl")
+            return ResourceChange(action=Action.CREATE, before=None, reasons=reasons, **common)
+        if record is None:
+            if not kind.adopts_existing:
+                errors.append(Diagnostic.error(
+                    f"{address} already exists in the backend ({seen.id}) but foundryctl does not "
+                    "manage it", decl.position, address, code="already-exists",
+                    hint=f"adopt it with: foundryctl import {address} {seen.id}"))
+            return ResourceChange(action=Action.CREATE, before=None, backend_id=seen.id,
+                                  reasons=["already exists; apply adopts it"], **common)
+
+        changes = diff_attributes(seen.attributes, decl.attributes, force_new=kind.force_new)
+        reasons = [f"{c.dotted} forces replacement" for c in changes if c.forces_replacement]
+        for ref in kind.references(decl.spec):
+            container = planned.get(ref.target)
+            if ref.containment and container is not None and container.action is Action.REPLACE:
+                reasons.append(f"{ref.target} is replaced and takes this resource with it")
+        action = Action.REPLACE if reasons else (Action.UPDATE if changes else Action.NOOP)
+        state_only = False
+        if action is Action.NOOP and record.protect != decl.spec.protect:
+            action, state_only = Action.UPDATE, True
+            reasons = [f"protect: {str(record.protect).lower()} -> {str(decl.spec.protect).lower()}"]
+        return ResourceChange(action=action, before=seen.attributes, attribute_changes=changes,
+                              reasons=reasons, backend_id=seen.id, state_only=state_only, **common)
+
+    def _delete_change(self, record: ResourceRecord, seen: Observed | None, reason: str) -> ResourceChange:
+        return ResourceChange(
+            address=record.address, kind=record.kind, name=record.name, action=Action.DELETE,
+            before=seen.attributes if seen else record.attributes, after=None, reasons=[reason],
+            backend_id=seen.id if seen else record.backend_id, dependencies=record.dependencies,
+            protect=record.protect)
+
+    def _destroy(self, scope: set[str], observed: dict[str, Observed | None]) -> list[ResourceChange]:
+        order = [a for a in reversed(self.graph.topological_order()) if a in scope]
+        return [self._delete_change(self.records[a], observed.get(a), "destroy")
+                for a in order if a in self.records and observed.get(a) is not None]
+
+    def _check_protected(self, changes: list[ResourceChange]) -> None:
+        errors = []
+        for change in changes:
+            if change.action not in (Action.DELETE, Action.REPLACE):
+                continue
+            record = self.records.get(change.address)
+            if not (change.protect or (record is not None and record.protect)):
+                continue
+            decl = self.desired.get(change.address)
+            why = "; ".join(change.reasons) or change.action.value
+            errors.append(Diagnostic.error(
+                f"{change.address} has protect: true, and this plan would "
+                f"{'destroy' if change.action is Action.DELETE else 'replace'} it ({why})",
+                decl.position_of(("protect",)) if decl else None, change.address, code="protected",
+                hint="revert the change, or first apply `protect: false` for it on its own"))
+        if errors:
+            raise PlanError(f"the plan would destroy {len(errors)} protected resource(s)", diagnostics=errors)

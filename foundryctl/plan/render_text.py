@@ -1,0 +1,121 @@
+"""A plan in Terraform's idiom: `+`, `~`, `-/+`, `-`, before -> after, forces replacement.
+
+Pure formatting: everything shown was decided by the planner. Produces a rich Text, so the
+CLI decides about colour (none when piped or with NO_COLOR).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+
+from foundryctl.plan.model import Action, AttributeChange, Drift, Mode, Plan, ResourceChange
+
+_SYMBOL = {Action.CREATE: ("+", "green"), Action.UPDATE: ("~", "yellow"),
+           Action.REPLACE: ("-/+", "red"), Action.DELETE: ("-", "red")}
+_HEADLINE = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in place",
+             Action.REPLACE: "must be replaced", Action.DELETE: "will be destroyed"}
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+
+
+def render_plan(plan: Plan) -> Text:
+    out = Text()
+    if plan.drift:
+        _drift_section(out, plan.drift)
+    if plan.repairs and plan.mode is not Mode.REFRESH_ONLY:
+        interrupted = [r for r in plan.repairs if r.reason.startswith("interrupted")]
+        if interrupted:
+            out.append("State repairs from an interrupted apply:\n", style="bold")
+            for repair in interrupted:
+                out.append(f"  {repair.address}: {repair.reason}\n")
+            out.append("\n")
+    if plan.mode is Mode.REFRESH_ONLY:
+        if plan.drift or plan.repairs:
+            out.append("Applying this plan records these changes in state; it changes nothing in "
+                       "the backend.\n", style="bold")
+        else:
+            out.append("No changes. State matches what exists.\n", style="bold green")
+        return out
+    pending = plan.pending
+    if not pending:
+        out.append("No changes. ", style="bold green")
+        out.append("The backend matches the manifest.\n" if plan.mode is Mode.NORMAL
+                   else "Nothing to destroy.\n")
+        return out
+    out.append("foundryctl will perform the following actions:\n\n", style="bold")
+    for change in pending:
+        _change(out, change)
+    add, change_count, destroy = plan.summary
+    out.append(f"Plan: {add} to add, {change_count} to change, {destroy} to destroy.\n", style="bold")
+    return out
+
+
+def _drift_section(out: Text, drift: list[Drift]) -> None:
+    out.append("Note: objects have changed outside of foundryctl\n\n", style="bold")
+    out.append("foundryctl detected these changes made outside of foundryctl since the last apply:\n\n")
+    for item in drift:
+        if item.action is Action.DELETE:
+            out.append(f"  # {item.address} has been deleted\n", style="bold")
+            out.append("  - ", style="red")
+            out.append(f"{item.address}\n\n")
+            continue
+        out.append(f"  # {item.address} has changed\n", style="bold")
+        out.append("  ~ ", style="yellow")
+        out.append(f"{item.address}\n")
+        _attribute_changes(out, item.attribute_changes)
+        out.append("\n")
+    out.append("Unless the manifest was changed to match, the plan below reverts them.\n\n", style="dim")
+
+
+def _change(out: Text, change: ResourceChange) -> None:
+    symbol, colour = _SYMBOL[change.action]
+    headline = _HEADLINE[change.action]
+    if change.state_only:
+        headline = "will be updated in foundryctl's state only"
+    reasons = ", ".join(change.reasons)
+    out.append(f"  # {change.address} {headline}", style="bold")
+    out.append(f" ({reasons})\n" if reasons else "\n", style="dim" if reasons else None)
+    out.append(f"{symbol:>3} ", style=colour)
+    out.append(change.address)
+    if change.backend_id and change.action is not Action.CREATE:
+        out.append(f"  [id={change.backend_id}]", style="dim")
+    out.append("\n")
+    if change.action is Action.CREATE:
+        _attributes(out, change.after or {}, "+", "green")
+    elif change.action is Action.DELETE:
+        pass  # the address says it all; `state show` has the details
+    else:
+        _attribute_changes(out, change.attribute_changes)
+    out.append("\n")
+
+
+def _attributes(out: Text, attributes: dict[str, Any], symbol: str, colour: str) -> None:
+    shown = {k: v for k, v in attributes.items() if v is not None}
+    width = max((len(k) for k in shown), default=0)
+    for key, value in shown.items():
+        out.append(f"      {symbol} ", style=colour)
+        out.append(f"{key:<{width}} = {value_text(value)}\n")
+
+
+def _attribute_changes(out: Text, changes: list[AttributeChange]) -> None:
+    width = max((len(c.dotted) for c in changes), default=0)
+    for c in changes:
+        if c.kind == "add":
+            out.append("      + ", style="green")
+            out.append(f"{c.dotted:<{width}} = {value_text(c.after)}")
+        elif c.kind == "remove":
+            out.append("      - ", style="red")
+            out.append(f"{c.dotted:<{width}} = {value_text(c.before)}")
+        else:
+            out.append("      ~ ", style="yellow")
+            out.append(f"{c.dotted:<{width}} = {value_text(c.before)} -> {value_text(c.after)}")
+        if c.forces_replacement:
+            out.append("  # forces replacement", style="red")
+        out.append("\n")

@@ -1,0 +1,191 @@
+"""The Python API: a manifest with its state and backend. The CLI is a thin layer over it.
+
+    stack = Stack.load("manifests/quickstart.yaml", variables={"location": "eastus2"})
+    plan = stack.plan()
+    result = stack.apply(plan)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from foundryctl.apply import ApplyResult, apply_plan
+from foundryctl.apply.applier import EventSink
+from foundryctl.backends import open_backend
+from foundryctl.backends.base import Backend, Target
+from foundryctl.errors import Diagnostic, PlanError, StateError
+from foundryctl.manifest import Manifest, load_manifest
+from foundryctl.plan import Mode, Plan, PlanOptions, load_plan, make_plan
+from foundryctl.state import LockInfo, ResourceRecord, StateStore, Status
+
+
+class Stack:
+    """One manifest (with its variables), its state file and its backend."""
+
+    def __init__(self, manifest: Manifest, *, source: dict[str, Any] | None = None,
+                 state_path: str | os.PathLike | None = None):
+        self.manifest = manifest
+        self.source = source or {"files": manifest.files}
+        self.state_path = Path(state_path) if state_path else manifest.resolve_path(manifest.state.path)
+        self.notices: list[Diagnostic] = []  # things to tell the user (e.g. a stale lock released)
+        self._state: StateStore | None = None
+        self._backend: Backend | None = None
+        self._lock: LockInfo | None = None
+        self._lock_depth = 0
+
+    @classmethod
+    def load(cls, path: str | os.PathLike = ".", *, variables: Mapping[str, Any] | None = None,
+             var_files: Sequence[str | os.PathLike] = (), env: Mapping[str, str] | None = None,
+             state_path: str | os.PathLike | None = None) -> Stack:
+        manifest = load_manifest(path, variables=variables, var_files=var_files, env=env)
+        source = {"path": str(Path(path).resolve()), "files": manifest.files,
+                  "variables": dict(variables or {}),
+                  "var_files": [str(Path(f).resolve()) for f in var_files]}
+        return cls(manifest, source=source, state_path=state_path)
+
+    @classmethod
+    def for_plan_file(cls, plan_file: str | os.PathLike, *, path: str | os.PathLike | None = None,
+                      env: Mapping[str, str] | None = None,
+                      state_path: str | os.PathLike | None = None) -> tuple[Stack, Plan]:
+        """The stack a saved plan was made for (same manifest path, variables and var files)."""
+        plan = load_plan(plan_file)
+        source = plan.manifest_source
+        manifest_path = path or source.get("path")
+        if not manifest_path:
+            raise PlanError(f"{plan_file} does not say which manifest it was made from",
+                            hint="pass the manifest with -f")
+        stack = cls.load(manifest_path, variables=source.get("variables"),
+                         var_files=source.get("var_files", ()), env=env, state_path=state_path)
+        return stack, plan
+
+    # -- parts ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> StateStore:
+        if self._state is None:
+            self._state = StateStore(self.state_path)
+        return self._state
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = open_backend(self.manifest.backend, self.manifest.root)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def locked(self, operation: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """Hold the state lock (re-entrant within this Stack)."""
+        if self._lock is not None:
+            self._lock_depth += 1
+            try:
+                yield self._lock
+            finally:
+                self._lock_depth -= 1
+            return
+        lock, stale = self.state.acquire_lock(operation, timeout=timeout)
+        if stale is not None:
+            self.notices.append(Diagnostic.warning(
+                f"released a stale state lock: {stale.describe()} (that process is gone)",
+                code="stale-lock"))
+        self._lock = lock
+        try:
+            yield lock
+        finally:
+            self._lock = None
+            self.state.release_lock(lock.id)
+
+    # -- plan and apply ------------------------------------------------------------------
+
+    def plan(self, *, mode: Mode | str = Mode.NORMAL, targets: Sequence[str] = (), refresh: bool = True,
+             lock_timeout: float = 0.0) -> Plan:
+        options = PlanOptions(mode=Mode(mode), targets=list(targets), refresh=refresh)
+        with self.locked("plan", timeout=lock_timeout):
+            return make_plan(self.manifest, self.state.snapshot(), self.backend, options, self.source)
+
+    def check_plan_current(self, plan: Plan) -> None:
+        """Refuse a saved plan whose state or manifest moved on since it was made."""
+        if plan.lineage != self.state.lineage:
+            raise PlanError("the saved plan was made for a different state (lineage "
+                            f"{plan.lineage}, this state is {self.state.lineage})",
+                            hint="make a new plan against this state")
+        serial = self.state.serial
+        if plan.serial != serial:
+            raise PlanError(f"the saved plan is stale: state changed since it was made "
+                            f"(serial {plan.serial} -> {serial})", hint="run `foundryctl plan` again")
+        if plan.manifest_fingerprint != self.manifest.fingerprint:
+            raise PlanError("the manifest (or its variables or environment) changed since the plan "
+                            "was made", hint="run `foundryctl plan` again")
+        current = self.backend.describe()
+        if plan.backend != current:
+            differs = ", ".join(f"{key} {plan.backend.get(key)!r} -> {current.get(key)!r}"
+                                for key in sorted(set(plan.backend) | set(current))
+                                if plan.backend.get(key) != current.get(key))
+            raise PlanError(f"the saved plan was made for another backend ({differs})",
+                            hint="run `foundryctl plan` again")
+
+    def apply(self, plan: Plan, *, parallelism: int = 10, on_event: EventSink | None = None,
+              lock_timeout: float = 0.0) -> ApplyResult:
+        with self.locked("apply", timeout=lock_timeout):
+            self.check_plan_current(plan)
+            if not plan.needs_apply:
+                return ApplyResult()
+            return apply_plan(plan, self.state, self.backend, parallelism=parallelism, on_event=on_event)
+
+    # -- state management ----------------------------------------------------------------
+
+    def import_resource(self, address: str, backend_id: str, *, lock_timeout: float = 0.0) -> ResourceRecord:
+        """Adopt an existing object into state under an address the manifest declares."""
+        decl = self.manifest.resources.get(address)
+        if decl is None:
+            raise StateError(f"{address} is not declared in the manifest",
+                             hint="add the resource to the manifest first, then import it")
+        with self.locked("import", timeout=lock_timeout):
+            if self.state.get(address) is not None:
+                raise StateError(f"{address} is already managed (see `foundryctl state show {address}`)")
+            handler = self.backend.handler(decl.kind.name)
+            observed = handler.import_(backend_id, decl.name)
+            if observed is None:
+                raise StateError(f"no {decl.kind.name} with id {backend_id} exists in the backend")
+            expected = handler.identify(Target(address, decl.kind.name, decl.name, decl.attributes))
+            if expected.lower() != observed.id.lower():
+                self.notices.append(Diagnostic.warning(
+                    f"imported {observed.id}, but the manifest's settings describe {expected}; "
+                    "the next plan will show the difference", address=address, code="import-mismatch"))
+            record = ResourceRecord(address, decl.kind.name, decl.name, observed.id, Status.READY,
+                                    observed.attributes, observed.outputs,
+                                    self.manifest.graph.dependencies(address), decl.spec.protect)
+            self.state.put(record)
+            self.state.append_history("import", {"address": address, "backend_id": observed.id})
+            return record
+
+    def state_rm(self, addresses: Sequence[str], *, lock_timeout: float = 0.0) -> list[ResourceRecord]:
+        """Forget resources without deleting them (they stay in the backend)."""
+        with self.locked("state rm", timeout=lock_timeout):
+            records = []
+            for address in addresses:
+                record = self.state.get(address)
+                if record is None:
+                    raise StateError(f"{address} is not in state")
+                records.append(record)
+            self.state.write(removes=addresses)
+            # The history keeps what was forgotten, so nothing is lost.
+            self.state.append_history("state-rm", {"removed": [r.to_dict() for r in records]})
+            return records
