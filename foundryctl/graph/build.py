@@ -30,7 +30,7 @@ def build_graph(manifest: Manifest, invalid: Collection[str] = ()) -> tuple[Grap
 
     for address, decl in resources.items():
         graph.add_node(address)
-        for ref in decl.kind.references(decl.spec):
+        for ref in decl.references:
             if ref.target in resources:
                 graph.add_edge(address, ref.target)
                 continue

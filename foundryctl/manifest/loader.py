@@ -130,7 +130,7 @@ class _Loader:
             for key, value in doc.data.items():
                 if key not in TOP_LEVEL_KEYS:
                     self.error(f"unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)}",
-                               doc.key_positions.get((key,)), code="unknown-key")
+                               doc.key_position((key,)), code="unknown-key")
                 elif key == "version":
                     if value not in SUPPORTED_VERSIONS or isinstance(value, bool):
                         self.error(f"unsupported manifest version {value!r} (supported: "
@@ -144,7 +144,7 @@ class _Loader:
                     earlier = backend if key == "backend" else state
                     if earlier is not None:
                         self.error(f"{key} is declared twice (first at {earlier[0].position((key,))})",
-                                   doc.key_positions.get((key,)))
+                                   doc.key_position((key,)))
                     elif key == "backend":
                         backend = (doc, value)
                     else:
@@ -194,19 +194,19 @@ class _Loader:
             path = ("variables", name)
             if not _VARIABLE_NAME.match(name):
                 self.error(f"invalid variable name {name!r} (letters, digits and _)",
-                           doc.key_positions.get(path))
+                           doc.key_position(path))
                 continue
             if name in declared:
                 first = declared[name]
                 self.error(f"variable {name!r} is declared twice (first at "
-                           f"{first.source.key_positions.get(first.path)})", doc.key_positions.get(path))
+                           f"{first.source.key_position(first.path)})", doc.key_position(path))
                 continue
             if isinstance(raw, dict):
                 try:
                     spec = VariableSpec.model_validate(raw)
                 except ValidationError as exc:
                     self.diagnostics.extend(validation_diagnostics(
-                        exc, raw, VariableSpec, doc.position, doc.key_positions.get, None, prefix=path))
+                        exc, raw, VariableSpec, doc.position, doc.key_position, None, prefix=path))
                     continue
                 has_default = "default" in raw
             else:
@@ -237,7 +237,7 @@ class _Loader:
                     variable = declared.get(name)
                     if variable is None:
                         self.error(f"variable {name!r} is not declared in the manifest"
-                                   f"{did_you_mean(name, declared)}", doc.key_positions.get((name,)),
+                                   f"{did_you_mean(name, declared)}", doc.key_position((name,)),
                                    code="undeclared-variable")
                     elif variable.spec.type and not _TYPE_CHECKS[variable.spec.type](value):
                         self.error(f"variable {name!r} must be a {variable.spec.type}",
@@ -256,7 +256,7 @@ class _Loader:
                 self.error(f"--var {name}: {exc}", code="invalid-value")
         for name, variable in declared.items():
             if name not in values:
-                self.error(f"variable {name!r} has no value", variable.source.key_positions.get(variable.path),
+                self.error(f"variable {name!r} has no value", variable.source.key_position(variable.path),
                            code="missing-variable",
                            hint=f"pass --var {name}=VALUE, add it to a --var-file, or give it a default")
         return values
@@ -270,7 +270,7 @@ class _Loader:
         except ValidationError as exc:
             self.diagnostics.extend(
                 d for d in validation_diagnostics(
-                    exc, data, model, doc.position, doc.key_positions.get, address, prefix=path)
+                    exc, data, model, doc.position, doc.key_position, address, prefix=path)
                 if d.position not in interpolator.failed)
             return None
 

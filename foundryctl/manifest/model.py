@@ -13,7 +13,7 @@ from foundryctl.errors import Diagnostic, Position
 
 if TYPE_CHECKING:
     from foundryctl.graph import Graph
-    from foundryctl.kinds import Kind, Spec
+    from foundryctl.kinds import Kind, Reference, Spec
     from foundryctl.manifest.schema import BackendConfig, StateConfig
     from foundryctl.manifest.yamlsource import SourceDocument
 
@@ -39,6 +39,10 @@ class ResourceDecl:
     def attributes(self) -> dict[str, Any]:
         return self.kind.attributes(self.spec)
 
+    @cached_property
+    def references(self) -> list[Reference]:
+        return self.kind.references(self.spec)
+
     @property
     def position(self) -> Position:
         """Where the resource's mapping starts (its `- kind:` line)."""
@@ -62,7 +66,14 @@ class Manifest:
     warnings: list[Diagnostic] = field(default_factory=list)
 
     def addresses_of_kind(self, kind: str) -> list[str]:
-        return [a for a, r in self.resources.items() if r.kind.name == kind]
+        return list(self._by_kind.get(kind, ()))
+
+    @cached_property
+    def _by_kind(self) -> dict[str, list[str]]:
+        by_kind: dict[str, list[str]] = {}
+        for address, decl in self.resources.items():
+            by_kind.setdefault(decl.kind.name, []).append(address)
+        return by_kind
 
     def resolve_path(self, value: str) -> Path:
         path = Path(value).expanduser()

@@ -204,7 +204,7 @@ class _Planner:
 
         changes = diff_attributes(seen.attributes, decl.attributes, force_new=kind.force_new)
         reasons = [f"{c.dotted} forces replacement" for c in changes if c.forces_replacement]
-        for ref in kind.references(decl.spec):
+        for ref in decl.references:
             container = planned.get(ref.target)
             if ref.containment and container is not None and container.action is Action.REPLACE:
                 reasons.append(f"{ref.target} is replaced and takes this resource with it")

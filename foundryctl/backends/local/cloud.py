@@ -174,17 +174,13 @@ class LocalCloud:
         return self._resource(row) if row else None
 
     def get_many(self, resource_ids: Iterable[str]) -> dict[str, ArmResource]:
-        """Resources by lower-cased id; ids that do not exist are absent."""
-        ids = list(dict.fromkeys(resource_ids))
-        out: dict[str, ArmResource] = {}
+        """Resources by lower-cased id; ids that do not exist are absent (one query, one decode)."""
+        query = ("SELECT json_group_array(json_array(id, type, name, kind, location, parent_id, "
+                 "json(properties), json(tags), etag, provisioning_state, created_at, modified_at, "
+                 "created_by)) FROM resources WHERE id IN (SELECT value FROM json_each(?))")
         with self._mutex:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row in self._db.execute(
-                        f"SELECT {self._COLUMNS} FROM resources WHERE id IN ({marks})", chunk):
-                    out[row[0].lower()] = self._resource(row)
-        return out
+            blob = self._db.execute(query, (json.dumps(list(resource_ids)),)).fetchone()[0]
+        return {row[0].lower(): ArmResource(*row) for row in json.loads(blob)}
 
     def list(self, type: str | None = None, parent_id: str | None = None) -> list[ArmResource]:
         query, args = f"SELECT {self._COLUMNS} FROM resources WHERE 1=1", []

@@ -34,15 +34,18 @@ class RoleAssignmentHandler(LocalHandler):
         scope = self.scope_id(a["scope"])
         return arm.role_assignment_id(scope, assignment_name(scope, a["principal"], self._role(a["role"]).id))
 
-    def observe(self, resource: ArmResource | None) -> Observed | None:
+    def observe(self, resource: ArmResource | None, known_scope: dict[str, Any] | None = None) -> Observed | None:
+        """`known_scope` (the manifest's form of the scope) saves a lookup when it matches."""
         if resource is None:
             return None
         props = resource.properties
         role = catalog.find_role(arm.last_segment(props["roleDefinitionId"]))
         scope_id = props["scope"]
+        if known_scope is None or self.scope_id(known_scope).lower() != scope_id.lower():
+            known_scope = self._scope_form(scope_id)
         attributes = {"principal": props["principalId"], "principal_type": props["principalType"],
                       "role": role.name if role else props["roleDefinitionId"],
-                      "scope": self._scope_form(scope_id), "description": props.get("description", "")}
+                      "scope": known_scope, "description": props.get("description", "")}
         outputs = {"id": resource.id, "assignment_name": resource.name,
                    "role_definition_id": props["roleDefinitionId"], "scope_id": scope_id,
                    "created_at": resource.created_at}
@@ -56,12 +59,12 @@ class RoleAssignmentHandler(LocalHandler):
         return {kind: arm.last_segment(scope_id)}
 
     def read(self, target: Target) -> Observed | None:
-        return self.observe(self.cloud.get(target.backend_id or self.identify(target)))
+        return self.read_many([target])[0]
 
     def read_many(self, targets: list[Target]) -> list[Observed | None]:
         ids = [t.backend_id or self.identify(t) for t in targets]
         found = self.cloud.get_many(ids)
-        return [self.observe(found.get(i.lower())) for i in ids]
+        return [self.observe(found.get(i.lower()), t.attributes.get("scope")) for i, t in zip(ids, targets)]
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
         return self.observe(self.cloud.get(backend_id))
