@@ -38,10 +38,12 @@ def apply_options(func: Any) -> Any:
 @click.command()
 @manifest_options
 @apply_options
+@click.option("--refresh-only", is_flag=True,
+              help="Only record in state the changes made outside foundryctl.")
 @click.argument("plan_file", required=False, type=click.Path(path_type=Path))
 @handle_errors
 def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
-          parallelism: int, auto_approve: bool, plan_file: Path | None) -> None:
+          parallelism: int, auto_approve: bool, refresh_only: bool, plan_file: Path | None) -> None:
     """Make the backend match the manifest.
 
     With PLAN_FILE (from `plan --out`), apply exactly that plan: it is refused if state or
@@ -58,7 +60,8 @@ def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, l
         return
     with load_stack(stack_args) as stack, stack.locked("apply", timeout=lock_timeout):
         print_notices(stack)
-        result = stack.plan(mode=Mode.NORMAL, targets=targets, refresh=refresh)
+        mode = Mode.REFRESH_ONLY if refresh_only else Mode.NORMAL
+        result = stack.plan(mode=mode, targets=targets, refresh=refresh)
         if _show_and_confirm(stack, result, auto_approve, "apply"):
             _carry_out(stack, result, parallelism, "Apply")
 
@@ -81,13 +84,17 @@ def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool,
 
 def _show_and_confirm(stack: Stack, plan: Plan, auto_approve: bool, what: str) -> bool:
     from foundryctl.errors import FoundryctlError
+    from foundryctl.plan import Mode
     from foundryctl.plan.render_text import render_plan
 
     out = console()
     if plan.warnings:
         print_diagnostics(plan.warnings)
     out.print(render_plan(plan), end="")
-    if not plan.pending:
+    if plan.mode is Mode.REFRESH_ONLY:
+        if not plan.has_changes:
+            return False
+    elif not plan.pending:
         if plan.repairs:
             stack.apply(plan)
             out.print(f"State reconciled with the backend ({len(plan.repairs)} record(s)).")
@@ -134,6 +141,8 @@ def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str) -> None:
 def _summarise(result: ApplyResult, title: str) -> None:
     out = console()
     counts = f"{result.added} added, {result.changed} changed, {result.destroyed} destroyed"
+    if result.repaired:
+        counts += f"; {result.repaired} state record(s) reconciled"
     if result.ok:
         out.print(f"\n[bold green]{title} complete![/] Resources: {counts}.")
         return

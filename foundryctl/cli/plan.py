@@ -42,7 +42,8 @@ def plan_options(func: Any) -> Any:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 1 on error, 2 when there are changes.")
 @handle_errors
-def plan(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float, destroy: bool, refresh_only: bool, out_file: Path | None, as_json: bool,
+def plan(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
+         destroy: bool, refresh_only: bool, out_file: Path | None, as_json: bool,
          detailed_exitcode: bool) -> None:
     """Refresh actual state, diff it against the manifest and show what apply would do."""
     from foundryctl.errors import PlanError

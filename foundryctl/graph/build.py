@@ -24,8 +24,9 @@ def build_graph(manifest: Manifest, invalid: Collection[str] = ()) -> tuple[Grap
     diagnostics: list[Diagnostic] = []
     resources = manifest.resources
     names_by_kind: dict[str, list[str]] = {}
-    for decl in resources.values():
-        names_by_kind.setdefault(decl.kind.name, []).append(decl.name)
+    for address in [*resources, *invalid]:
+        kind, _, name = address.partition(".")
+        names_by_kind.setdefault(kind, []).append(name)
     role_assignments = [r for r in resources.values() if r.kind.name == "RoleAssignment"]
 
     for address, decl in resources.items():

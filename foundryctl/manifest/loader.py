@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,19 @@ def load_manifest(
 ) -> Manifest:
     """Load a manifest file or directory; raises ManifestError listing every problem."""
     return _Loader(env if env is not None else os.environ).load(Path(path), variables or {}, var_files)
+
+
+def _address_at(doc: SourceDocument, path: tuple) -> str | None:
+    """The address of the resource that `path` lies in, if it is in one and has kind and name."""
+    if len(path) < 3 or path[0] != "resources" or not isinstance(doc.data, dict):
+        return None
+    try:
+        raw = doc.data["resources"][path[1]]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if isinstance(raw, dict) and isinstance(raw.get("kind"), str) and isinstance(raw.get("name"), str):
+        return f"{raw['kind']}.{raw['name']}"
+    return None
 
 
 def display_path(path: Path) -> str:
@@ -103,6 +116,10 @@ class _Loader:
                 continue
             docs, problems = load_yaml_documents(text, shown)
             self.diagnostics.extend(problems)
+            for doc in docs:
+                for path, position, first_line in doc.duplicate_keys:
+                    self.error(f"duplicate key {path[-1]!r} (first defined at line {first_line})",
+                               position, _address_at(doc, path), code="duplicate-key")
             documents.extend(docs)
         return documents
 
@@ -117,6 +134,7 @@ class _Loader:
         documents = self._read_documents(files)
 
         version: int | None = None
+        version_written = False
         backend: tuple[SourceDocument, Any] | None = None
         state: tuple[SourceDocument, Any] | None = None
         declared: dict[str, _Variable] = {}
@@ -132,6 +150,7 @@ class _Loader:
                     self.error(f"unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)}",
                                doc.key_position((key,)), code="unknown-key")
                 elif key == "version":
+                    version_written = True
                     if value not in SUPPORTED_VERSIONS or isinstance(value, bool):
                         self.error(f"unsupported manifest version {value!r} (supported: "
                                    f"{', '.join(map(str, SUPPORTED_VERSIONS))})", doc.position((key,)))
@@ -143,7 +162,7 @@ class _Loader:
                 elif key in ("backend", "state"):
                     earlier = backend if key == "backend" else state
                     if earlier is not None:
-                        self.error(f"{key} is declared twice (first at {earlier[0].position((key,))})",
+                        self.error(f"{key} is declared twice (first at {earlier[0].key_position((key,))})",
                                    doc.key_position((key,)))
                     elif key == "backend":
                         backend = (doc, value)
@@ -158,7 +177,7 @@ class _Loader:
                         self.error("resources must be a list of resources", doc.position((key,)))
                         continue
                     raw_resources.extend((doc, i, item) for i, item in enumerate(value))
-        if documents and version is None:
+        if documents and not version_written:
             self.error("missing `version: 1`", documents[0].position(()), code="missing-field")
 
         values = self._resolve_variables(declared, cli_vars, var_files)
@@ -321,7 +340,12 @@ class _Loader:
                            doc.position(path + ("kind",)), shown, code="unknown-kind",
                            hint=f"kinds: {', '.join(KINDS)}")
                 continue
-            data = interpolator.resolve(raw, lambda p, base=path: doc.position(base + p), (), shown)
+            reported = len(self.diagnostics)
+            data = interpolator.resolve(raw, lambda p, base=path, d=doc: d.position(base + p), (), shown)
+            if isinstance(data.get("name"), str) and data["name"] != name:
+                # The name was interpolated: label everything with the name it resolved to.
+                shown = f"{kind_name}.{data['name']}"
+                self.diagnostics[reported:] = [replace(d, address=shown) for d in self.diagnostics[reported:]]
             spec = self._validated(kind.spec, data, doc, path, shown, interpolator)
             if spec is None:
                 if shown:

@@ -52,6 +52,9 @@ class SourceDocument:
     data: Any = None
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False)
     key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False)
+    # Duplicate mapping keys (path, where the repeat is, where the first one is): the loader
+    # reports them, naming the resource they are in.
+    duplicate_keys: list[tuple[Path, Position, int]] = field(default_factory=list, repr=False)
 
     def position(self, path: Path) -> Position:
         """Position of the value at `path`, or of its nearest ancestor that has one."""
@@ -155,8 +158,9 @@ class _Builder:
             key_path = path + (key,)
             if key in out:
                 first = doc.key_positions[key_path]
-                self.error(f"duplicate key {key!r} (first defined at line {first[0]})", event,
-                           "duplicate-key")
+                mark = event.start_mark
+                doc.duplicate_keys.append((key_path, Position(self.file, mark.line + 1, mark.column + 1),
+                                           first[0]))
                 self.value(next(self.events), (), SourceDocument(self.file))  # read past it
                 continue
             mark = event.start_mark

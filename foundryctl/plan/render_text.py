@@ -11,7 +11,14 @@ from typing import Any
 
 from rich.text import Text
 
-from foundryctl.plan.model import Action, AttributeChange, Drift, Mode, Plan, ResourceChange
+from foundryctl.plan.model import (
+    Action,
+    AttributeChange,
+    Drift,
+    Mode,
+    Plan,
+    ResourceChange,
+)
 
 _SYMBOL = {Action.CREATE: ("+", "green"), Action.UPDATE: ("~", "yellow"),
            Action.REPLACE: ("-/+", "red"), Action.DELETE: ("-", "red")}

@@ -208,8 +208,13 @@ class StateStore:
                 rows.append((record.address, record.kind, record.name, record.backend_id,
                              record.status.value, _dumps(record.attributes), _dumps(record.outputs),
                              _dumps(record.dependencies), int(record.protect), serial, stamp))
-            db.executemany(f"INSERT OR REPLACE INTO resources ({self._COLUMNS}) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # An upsert keeps a record's place (rowid), so listings stay in creation order.
+            db.executemany(f"INSERT INTO resources ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (address) DO UPDATE SET kind = excluded.kind, name = excluded.name, "
+                           "backend_id = excluded.backend_id, status = excluded.status, "
+                           "attributes = excluded.attributes, outputs = excluded.outputs, "
+                           "dependencies = excluded.dependencies, protect = excluded.protect, "
+                           "updated_serial = excluded.updated_serial, updated_at = excluded.updated_at", rows)
             db.executemany("DELETE FROM resources WHERE address = ?", [(a,) for a in removes])
         return serial
 

@@ -411,9 +411,13 @@ class LocalCloud:
 
     def _scope_exists(self, db: sqlite3.Connection, subscription: str, scope: str) -> bool:
         parts = scope.strip("/").split("/")
-        if len(parts) <= 4:  # /subscriptions/{sub}[/resourceGroups/{rg}]: always exist here
-            return parts[0].lower() == "subscriptions" and parts[1].lower() == subscription.lower()
-        return self._get_locked(db, scope) is not None
+        if len(parts) < 2 or parts[0].lower() != "subscriptions" or parts[1].lower() != subscription.lower():
+            return False
+        if len(parts) == 2:
+            return True  # the subscription
+        if len(parts) == 4 and parts[2].lower() == "resourcegroups" and parts[3]:
+            return True  # resource groups exist implicitly here
+        return "/providers/" in scope.lower() and self._get_locked(db, scope) is not None
 
     # -- authorization -------------------------------------------------------------------
 

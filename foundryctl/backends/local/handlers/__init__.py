@@ -1,6 +1,8 @@
 """One handler per kind for the local backend."""
 
-from foundryctl.backends.local.handlers.provider_registration import ProviderRegistrationHandler
+from foundryctl.backends.local.handlers.provider_registration import (
+                                ProviderRegistrationHandler,
+)
 from foundryctl.backends.local.handlers.role_assignment import RoleAssignmentHandler
 from foundryctl.backends.local.handlers.workspace import HubHandler, ProjectHandler
 

@@ -7,7 +7,12 @@ from typing import Any
 
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local import arm
-from foundryctl.backends.local.cloud import REGISTERED, REGISTERING, NOT_REGISTERED, UNREGISTERING
+from foundryctl.backends.local.cloud import (
+    NOT_REGISTERED,
+    REGISTERED,
+    REGISTERING,
+    UNREGISTERING,
+)
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
 
