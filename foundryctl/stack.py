@@ -44,7 +44,8 @@ class Stack:
         manifest = load_manifest(path, variables=variables, var_files=var_files, env=env)
         source = {"path": str(Path(path).resolve()), "files": manifest.files,
                   "variables": dict(variables or {}),
-                  "var_files": [str(Path(f).resolve()) for f in var_files]}
+                  "var_files": [str(Path(f).resolve()) for f in var_files],
+                  "state_path": str(Path(state_path).resolve()) if state_path else None}
         return cls(manifest, source=source, state_path=state_path)
 
     @classmethod
@@ -59,7 +60,8 @@ class Stack:
             raise PlanError(f"{plan_file} does not say which manifest it was made from",
                             hint="pass the manifest with -f")
         stack = cls.load(manifest_path, variables=source.get("variables"),
-                         var_files=source.get("var_files", ()), env=env, state_path=state_path)
+                         var_files=source.get("var_files", ()), env=env,
+                         state_path=state_path or source.get("state_path"))
         return stack, plan
 
     # -- parts ---------------------------------------------------------------------------

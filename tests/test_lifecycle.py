@@ -363,3 +363,13 @@ def test_independent_resources_are_applied_in_parallel(tmp_path) -> None:
         assert result.code == 0, result
     # Eight creates of 0.2 s each: about 1.6 s one at a time, one round trip in parallel.
     assert timings[8] < timings[1] - 1.0, timings
+
+
+def test_saved_plan_remembers_its_state_file(project: Project) -> None:
+    project.quickstart()
+    assert project.cli("plan", "--state", "envs/dev.db", "--out", "dev.plan").code == 0
+    applied = project.cli("apply", "dev.plan")
+    assert applied.code == 0, applied
+    assert (project.root / "envs" / "dev.db").exists()
+    assert not project.state_path.exists()  # the default state was never touched
+    assert project.cli("plan", "--state", "envs/dev.db", "--detailed-exitcode").code == 0
