@@ -125,12 +125,3 @@ class BackendError(FoundryctlError):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
-
-
-class ApplyError(FoundryctlError):
-    """One or more resources failed during apply; everything else that finished is in state."""
-
-    def __init__(self, failures: list[tuple[str, str, BaseException]]):
-        self.failures = failures
-        lines = [f"{address} ({operation}): {error}" for address, operation, error in failures]
-        super().__init__("apply failed:\n  " + "\n  ".join(lines))

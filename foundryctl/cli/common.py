@@ -99,14 +99,17 @@ def source_line(diagnostic: Diagnostic) -> str | None:
     position = diagnostic.position
     if position is None:
         return None
+    lines = _file_lines(position.file)
+    return lines[position.line - 1] if 0 < position.line <= len(lines) else None
+
+
+@functools.lru_cache(maxsize=32)
+def _file_lines(path: str) -> list[str]:
     try:
-        with open(position.file, encoding="utf-8-sig", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                if number == position.line:
-                    return line.rstrip("\n")
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            return handle.read().splitlines()
     except OSError:
-        return None
-    return None
+        return []
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], *, summary: bool = False) -> None:

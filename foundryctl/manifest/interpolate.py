@@ -26,7 +26,6 @@ class Interpolator:
     env: Mapping[str, str]
     diagnostics: list[Diagnostic]
     allow_vars: bool = True
-    used_variables: set[str] = field(default_factory=set)
     # Positions whose interpolation failed: schema errors there would only repeat the problem.
     failed: set[Position] = field(default_factory=set)
 
@@ -72,7 +71,6 @@ class Interpolator:
                 self._error(f"undefined variable {rest!r}{did_you_mean(rest, self.variables)}",
                             position, address, hint="declare it under `variables:` or pass --var")
                 return None
-            self.used_variables.add(rest)
             return self.variables[rest]
         if namespace == "env":
             name, has_default, default = rest.partition(":-")
