@@ -35,7 +35,6 @@ class Stack:
         self._state: StateStore | None = None
         self._backend: Backend | None = None
         self._lock: LockInfo | None = None
-        self._lock_depth = 0
 
     @classmethod
     def load(cls, path: str | os.PathLike = ".", *, variables: Mapping[str, Any] | None = None,
@@ -95,12 +94,8 @@ class Stack:
     @contextmanager
     def locked(self, operation: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
         """Hold the state lock (re-entrant within this Stack)."""
-        if self._lock is not None:
-            self._lock_depth += 1
-            try:
-                yield self._lock
-            finally:
-                self._lock_depth -= 1
+        if self._lock is not None:  # already held by an outer call (apply = plan + apply)
+            yield self._lock
             return
         lock, stale = self.state.acquire_lock(operation, timeout=timeout)
         if stale is not None:

@@ -121,9 +121,12 @@ def test_diff_ignores_unmanaged_and_flags_forced_replacement() -> None:
 
 # -- operations and the walker ----------------------------------------------------------------
 
-def change(address: str, action: Action, deps: list[str] = (), cbd: bool = False) -> ResourceChange:
+def change(address: str, action: Action, deps: list[str] = (), cbd: bool = False,
+           prior: list[str] | None = None) -> ResourceChange:
+    """A planned change; `prior` are the dependencies recorded when the object was applied."""
     return ResourceChange(address=address, kind=address.split(".")[0], name=address.split(".")[1],
                           action=action, before={}, after={}, dependencies=list(deps),
+                          prior_dependencies=list(prior if prior is not None else deps),
                           create_before_destroy=cbd)
 
 
@@ -142,6 +145,16 @@ def test_replace_destroys_dependents_first_then_recreates_in_dependency_order() 
     assert position[op("RoleAssignment.r", "delete")] < position[op("Project.p", "delete")] \
         < position[op("Hub.h", "delete")] < position[op("Hub.h", "create")] \
         < position[op("Project.p", "create")] < position[op("RoleAssignment.r", "create")]
+
+
+def test_deletion_follows_the_dependencies_the_object_was_applied_with() -> None:
+    # A project moves from hub-a (leaving the manifest) to hub-b: its old object must go
+    # before hub-a can, although its new dependencies no longer mention hub-a.
+    done = order_of([change("Hub.hub-b", Action.NOOP),
+                     change("Project.p", Action.REPLACE, ["Hub.hub-b"], prior=["Hub.hub-a"]),
+                     change("Hub.hub-a", Action.DELETE)])
+    assert done.index(Operation("Project.p", "delete")) < done.index(Operation("Hub.hub-a", "delete"))
+    assert done.index(Operation("Project.p", "delete")) < done.index(Operation("Project.p", "create"))
 
 
 def test_create_before_destroy_moves_dependents_before_the_old_object_goes() -> None:

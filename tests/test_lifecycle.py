@@ -373,3 +373,64 @@ def test_saved_plan_remembers_its_state_file(project: Project) -> None:
     assert (project.root / "envs" / "dev.db").exists()
     assert not project.state_path.exists()  # the default state was never touched
     assert project.cli("plan", "--state", "envs/dev.db", "--detailed-exitcode").code == 0
+
+
+def test_renaming_an_address_moves_state_and_keeps_the_object(project: Project) -> None:
+    project.quickstart()
+    assert project.cli("apply", "--auto-approve").code == 0
+    store = project.state()
+    before = {r.address: r.backend_id for r in store.records()}
+    store.close()
+    project.edit("name: ml-engineer", "name: developer")
+    project.edit("name: network", "name: networking")
+    moved = project.cli("plan", "--detailed-exitcode")
+    assert moved.code == 2, moved
+    assert "# RoleAssignment.ml-engineer has moved to RoleAssignment.developer" in moved.stdout
+    assert "# ProviderRegistration.network has moved to ProviderRegistration.networking" in moved.stdout
+    assert "0 to add, 0 to change, 0 to destroy; 2 to move in state" in moved.stdout
+    applied = project.cli("apply", "--auto-approve")
+    assert applied.code == 0, applied
+    store = project.state()
+    after = {r.address: r.backend_id for r in store.records()}
+    store.close()
+    assert after["RoleAssignment.developer"] == before["RoleAssignment.ml-engineer"]
+    assert "RoleAssignment.ml-engineer" not in after
+    cloud = project.cloud()
+    assert len(cloud.role_assignments(PRINCIPAL)) == 1  # never deleted
+    assert cloud.provider_state(cloud.default_subscription_id, "Microsoft.Network") == "Registered"
+    cloud.close()
+    assert project.cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_replaced_or_destroyed_target_takes_its_dependents_along(project: Project) -> None:
+    project.quickstart()
+    assert project.cli("apply", "--auto-approve").code == 0
+    replaced = project.cli("apply", "--auto-approve", "--target", "Hub.ft-hub", "--var", "location=westus")
+    assert replaced.code == 0, replaced
+    assert "the plan also covers what depends on them: Project.xbox-support, RoleAssignment.ml-engineer" \
+        in replaced.stderr
+    assert "3 added, 0 changed, 3 destroyed" in replaced.stdout
+    cloud = project.cloud()
+    assert len(cloud.role_assignments(PRINCIPAL)) == 1
+    cloud.close()
+    assert project.cli("plan", "--var", "location=westus", "--detailed-exitcode").code == 0
+
+
+def test_recorded_dependencies_follow_the_manifest(project: Project) -> None:
+    project.write("""\
+        version: 1
+        backend: {type: local, registration_delay: 0}
+        resources:
+          - {kind: Hub, name: hub-a, location: eastus2}
+          - {kind: Hub, name: hub-b, location: eastus2}
+    """)
+    assert project.cli("apply", "--auto-approve").code == 0
+    project.edit("{kind: Hub, name: hub-b, location: eastus2}",
+                 "{kind: Hub, name: hub-b, location: eastus2, depends_on: [Hub.hub-a]}")
+    unchanged = project.cli("apply", "--auto-approve")
+    assert unchanged.code == 0 and "No changes." in unchanged.stdout, unchanged
+    shown = json.loads(project.cli("state", "show", "Hub.hub-b", "--json").stdout)
+    assert shown["dependencies"] == ["Hub.hub-a"]
+    destroyed = project.cli("destroy", "--auto-approve")
+    assert destroyed.stdout.index("Hub.hub-b: Destruction complete") \
+        < destroyed.stdout.index("Hub.hub-a: Destroying")

@@ -1084,3 +1084,18 @@ def test_fingerprint_changes_with_an_attribute(tmp_path: Path, old: str, new: st
     assert old in GRAPH_MANIFEST
     changed = GRAPH_MANIFEST.replace(old, new)
     assert fingerprint(tmp_path, "a.yaml", GRAPH_MANIFEST) != fingerprint(tmp_path, "b.yaml", changed)
+
+
+def test_scalars_resolve_as_pyyaml_does() -> None:
+    """The event-stream builder types every scalar the way yaml.safe_load would."""
+    import yaml
+
+    from foundryctl.manifest.yamlsource import load_yaml_documents
+
+    text = ("a: 0777\nb: 0010\nc: 0\nd: 12\ne: 0x1F\nf: 1_000\ng: -3\nh: 1.5e3\ni: .inf\nj: yes\n"
+            "k: Off\nl: ~\nm: ''\nn: '0777'\no: 2026-11-24\np:\nq: !!str 5\nr: [1, two, 3.0]\n")
+    documents, problems = load_yaml_documents(text, "scalars.yaml")
+    assert problems == []
+    expected = yaml.safe_load(text)
+    expected["o"] = "2026-11-24"  # dates are kept as text on purpose
+    assert documents[0].data == expected

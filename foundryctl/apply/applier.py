@@ -66,6 +66,12 @@ def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: 
                   for r in plan.repairs if not r.forget],
             removes=[r.address for r in plan.repairs if r.forget])
         result.repaired = len(plan.repairs)
+    for move in plan.moves:
+        record = state.get(move.from_address)
+        if record is not None:
+            record.address = move.to_address
+            record.name = move.to_address.partition(".")[2]
+            state.write(puts=[record], removes=[move.from_address])
 
     def run(op: Operation) -> None:
         change = changes[op.address]
@@ -86,18 +92,14 @@ def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: 
     done: dict[str, set[str]] = {}
     for op in walked.completed:
         done.setdefault(op.address, set()).add(op.verb)
-    for change in plan.pending:
+    for change in plan.pending:  # each half of a replace counts on its own
         verbs = done.get(change.address, set())
-        if change.action is Action.REPLACE:
-            if {"create", "delete"} <= verbs:
-                result.added += 1
-                result.destroyed += 1
-        elif change.action is Action.CREATE and verbs:
+        if "create" in verbs:
             result.added += 1
-        elif change.action is Action.UPDATE and verbs:
-            result.changed += 1
-        elif change.action is Action.DELETE and verbs:
+        if "delete" in verbs:
             result.destroyed += 1
+        if verbs & {"update", "state"}:
+            result.changed += 1
     result.failures = [(op.address, op.verb, error) for op, error in walked.failed]
     result.not_started = [str(op) for op in walked.not_started]
     result.interrupted = walked.interrupted

@@ -1,7 +1,8 @@
 """A plan's changes as backend operations with their ordering edges.
 
-create/update of a resource wait for its dependencies' create/update; the delete of a
-resource waits for the deletes of everything that depends on it; a replace is a delete then
+create/update of a resource wait for its dependencies' create/update; the delete of an
+object waits for the deletes of everything that depended on it when it was applied (its
+prior dependencies, not the manifest's new ones); a replace is a delete then
 a create (or, for create-before-destroy kinds, a create, the dependents' updates, then the
 delete of the old object).
 """
@@ -49,7 +50,7 @@ def operations(changes: list[ResourceChange]) -> tuple[list[Operation], dict[Ope
                 if dep in creates:
                     waits[creates[a]].add(creates[dep])
         if a in deletes:
-            for dep in change.dependencies:
+            for dep in change.prior_dependencies:
                 if dep in deletes:
                     waits[deletes[dep]].add(deletes[a])  # dependents go first
         if change.action is Action.REPLACE:

@@ -84,18 +84,14 @@ def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool,
 
 def _show_and_confirm(stack: Stack, plan: Plan, auto_approve: bool, what: str) -> bool:
     from foundryctl.errors import FoundryctlError
-    from foundryctl.plan import Mode
     from foundryctl.plan.render_text import render_plan
 
     out = console()
     if plan.warnings:
         print_diagnostics(plan.warnings)
     out.print(render_plan(plan), end="")
-    if plan.mode is Mode.REFRESH_ONLY:
-        if not plan.has_changes:
-            return False
-    elif not plan.pending:
-        if plan.repairs:
+    if not plan.has_changes:
+        if plan.repairs:  # only state catching up with what exists: nothing to ask about
             stack.apply(plan)
             out.print(f"State reconciled with the backend ({len(plan.repairs)} record(s)).")
         return False

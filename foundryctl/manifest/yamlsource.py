@@ -199,8 +199,8 @@ class _Builder:
                     break
         if tag == _STR or tag == _TIMESTAMP:  # dates stay strings: configs want the text
             return value
-        if tag == _INT and value.isdigit():
-            return int(value)
+        if tag == _INT and value.isdigit() and (value[0] != "0" or value == "0"):
+            return int(value)  # leading zeros are octal in YAML 1.1: left to the constructor
         construct = _CONSTRUCTORS.get(tag)
         if construct is None:
             return value  # unknown local tags (!foo) keep their text

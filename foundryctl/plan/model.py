@@ -63,6 +63,9 @@ class ResourceChange:
     reasons: list[str] = field(default_factory=list)
     backend_id: str | None = None  # the existing object's id, when there is one
     dependencies: list[str] = field(default_factory=list)
+    # What the existing object depended on when it was applied: its deletion is ordered by
+    # these (its new dependencies order only the creation).
+    prior_dependencies: list[str] = field(default_factory=list)
     protect: bool = False
     create_before_destroy: bool = False
     state_only: bool = False  # only foundryctl's own settings change; no backend call
@@ -79,7 +82,8 @@ class ResourceChange:
                 "action": self.action.value, "before": self.before, "after": self.after,
                 "attribute_changes": [c.to_dict() for c in self.attribute_changes],
                 "reasons": self.reasons, "backend_id": self.backend_id,
-                "dependencies": self.dependencies, "protect": self.protect,
+                "dependencies": self.dependencies, "prior_dependencies": self.prior_dependencies,
+                "protect": self.protect,
                 "create_before_destroy": self.create_before_destroy, "state_only": self.state_only}
 
     @classmethod
@@ -89,7 +93,7 @@ class ResourceChange:
             action=Action(data["action"]), before=data["before"], after=data["after"],
             attribute_changes=[AttributeChange.from_dict(c) for c in data["attribute_changes"]],
             reasons=data["reasons"], backend_id=data["backend_id"], dependencies=data["dependencies"],
-            protect=data["protect"], create_before_destroy=data["create_before_destroy"],
+            prior_dependencies=data.get("prior_dependencies", []), protect=data["protect"], create_before_destroy=data["create_before_destroy"],
             state_only=data["state_only"])
 
 
@@ -145,6 +149,17 @@ class StateRepair:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Move:
+    """A resource whose address changed while the object stayed the same: only state moves."""
+
+    from_address: str
+    to_address: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.from_address, "to": self.to_address}
+
+
 @dataclass
 class Plan:
     mode: Mode
@@ -157,6 +172,7 @@ class Plan:
     manifest_fingerprint: str
     manifest_source: dict[str, Any]  # how to load the same manifest again (path, vars, var files)
     targets: list[str] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     created_at: str = ""
     foundryctl_version: str = ""
@@ -186,11 +202,11 @@ class Plan:
         """Whether applying would change anything (for --detailed-exitcode)."""
         if self.mode is Mode.REFRESH_ONLY:
             return bool(self.drift or self.repairs)
-        return bool(self.pending)
+        return bool(self.pending or self.moves)
 
     @property
     def needs_apply(self) -> bool:
-        return bool(self.pending or self.repairs)
+        return bool(self.pending or self.repairs or self.moves)
 
     def to_dict(self, *, include_source: bool = True) -> dict[str, Any]:
         """The documented JSON form (docs/plan-json.md); saved plans add `manifest_source`."""
@@ -206,6 +222,7 @@ class Plan:
                          "files": self.manifest_source.get("files", [])},
             "targets": self.targets,
             "resource_drift": [d.to_dict() for d in self.drift],
+            "moved": [m.to_dict() for m in self.moves],
             "resource_changes": [c.to_dict() | {"actions": c.actions} for c in self.changes],
             "state_repairs": [r.to_dict() for r in self.repairs],
             "summary": {"add": add, "change": change, "destroy": destroy},
@@ -226,5 +243,6 @@ class Plan:
             lineage=data["state"]["lineage"], serial=data["state"]["serial"],
             backend=data["backend"], manifest_fingerprint=data["manifest"]["fingerprint"],
             manifest_source=data.get("manifest_source", {}), targets=data.get("targets", []),
+            moves=[Move(m["from"], m["to"]) for m in data.get("moved", [])],
             warnings=[], created_at=data.get("created_at", ""),
             foundryctl_version=data.get("foundryctl_version", ""))

@@ -12,7 +12,7 @@ from foundryctl.errors import Diagnostic, PlanError
 from foundryctl.graph import Graph
 from foundryctl.kinds import KINDS
 from foundryctl.plan.diff import diff_attributes
-from foundryctl.plan.model import Action, Drift, Mode, Plan, ResourceChange, StateRepair
+from foundryctl.plan.model import Action, Drift, Mode, Move, Plan, ResourceChange, StateRepair
 from foundryctl.state.records import ResourceRecord, StateSnapshot, Status
 from foundryctl.state.sqlite_store import now_iso
 from foundryctl.suggest import did_you_mean
@@ -108,25 +108,47 @@ class _Planner:
     def plan(self, manifest_source: dict[str, Any]) -> Plan:
         scope = self._scope()
         observed = self._refresh(scope)
-        drift, repairs = self._reconcile(scope, observed)
         changes: list[ResourceChange] = []
-        if self.options.mode is Mode.NORMAL:
-            changes = self._changes(scope, observed)
-        elif self.options.mode is Mode.DESTROY:
+        moves: list[Move] = []
+        while self.options.mode is Mode.NORMAL:
+            changes, moves = self._changes(scope, observed)
+            missing = self._dependents_of_destroyed(changes) - scope
+            if not missing:
+                break
+            # A target that is destroyed or replaced takes what depends on it along.
+            self.warnings.append(Diagnostic.warning(
+                "the targets are destroyed or replaced, so the plan also covers what depends on "
+                f"them: {', '.join(sorted(missing))}", code="target-expanded"))
+            missing |= self.graph.closure(missing) - scope
+            observed.update(self._refresh(missing))
+            scope |= missing
+        if self.options.mode is Mode.DESTROY:
             changes = self._destroy(scope, observed)
+        drift, repairs = self._reconcile(scope, observed, changes)
         self._check_protected(changes)
         return Plan(
             mode=self.options.mode, changes=changes, drift=drift, repairs=repairs,
             lineage=self.state.lineage, serial=self.state.serial, backend=self.backend.describe(),
             manifest_fingerprint=self.manifest.fingerprint, manifest_source=manifest_source,
-            targets=list(self.options.targets), warnings=self.warnings, created_at=now_iso(),
-            foundryctl_version=__version__)
+            targets=list(self.options.targets), moves=moves, warnings=self.warnings,
+            created_at=now_iso(), foundryctl_version=__version__)
 
-    def _reconcile(self, scope: set[str], observed: dict[str, Observed | None]
-                   ) -> tuple[list[Drift], list[StateRepair]]:
-        """Compare state with what exists: drift to show, repairs to write before changes."""
+    def _dependents_of_destroyed(self, changes: list[ResourceChange]) -> set[str]:
+        if not self.options.targets:
+            return set()
+        going = [c.address for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
+        return self.graph.closure(going, reverse=True) if going else set()
+
+    def _reconcile(self, scope: set[str], observed: dict[str, Observed | None],
+                   changes: list[ResourceChange]) -> tuple[list[Drift], list[StateRepair]]:
+        """Compare state with what exists: drift to show, repairs to write before changes.
+
+        Unchanged resources whose dependencies changed in the manifest get their recorded
+        dependencies rewritten too, so a later destroy orders their deletion correctly.
+        """
         drift: list[Drift] = []
         repairs: list[StateRepair] = []
+        unchanged = {c.address for c in changes if c.action is Action.NOOP}
         for address in self._ordered(scope):
             record = self.records.get(address)
             if record is None or address not in observed:
@@ -137,11 +159,15 @@ class _Planner:
                     drift.append(Drift(address, record.kind, Action.DELETE, record.attributes, None))
                     repairs.append(self._repair(record, None, "deleted outside foundryctl"))
                     continue
-                changes = diff_attributes(record.attributes, seen.attributes, managed_only=False)
-                if changes:
+                differences = diff_attributes(record.attributes, seen.attributes, managed_only=False)
+                dependencies = self.manifest.graph.dependencies(address) \
+                    if address in unchanged else record.dependencies
+                if differences:
                     drift.append(Drift(address, record.kind, Action.UPDATE, record.attributes,
-                                       seen.attributes, changes))
-                    repairs.append(self._repair(record, seen, "changed outside foundryctl"))
+                                       seen.attributes, differences))
+                    repairs.append(self._repair(record, seen, "changed outside foundryctl", dependencies))
+                elif dependencies != record.dependencies:
+                    repairs.append(self._repair(record, seen, "dependencies changed", dependencies))
                 continue
             # An intent left by an apply that was interrupted: what does exist decides.
             verb = record.status.value
@@ -157,37 +183,50 @@ class _Planner:
         return drift, repairs
 
     @staticmethod
-    def _repair(record: ResourceRecord, seen: Observed | None, reason: str) -> StateRepair:
+    def _repair(record: ResourceRecord, seen: Observed | None, reason: str,
+                dependencies: list[str] | None = None) -> StateRepair:
         if seen is None:
             return StateRepair(record.address, record.kind, record.name, reason)
-        return StateRepair(record.address, record.kind, record.name, reason, seen.id,
-                           seen.attributes, seen.outputs, record.dependencies, record.protect)
+        return StateRepair(record.address, record.kind, record.name, reason, seen.id, seen.attributes,
+                           seen.outputs, record.dependencies if dependencies is None else dependencies,
+                           record.protect)
 
-    def _changes(self, scope: set[str], observed: dict[str, Observed | None]) -> list[ResourceChange]:
+    def _changes(self, scope: set[str], observed: dict[str, Observed | None]
+                 ) -> tuple[list[ResourceChange], list[Move]]:
         planned: dict[str, ResourceChange] = {}
         errors: list[Diagnostic] = []
+        # Objects of records that left the manifest, by id: a new address that finds one of
+        # them (an adopting kind renamed in the manifest) is a move, not a create and a delete.
+        leaving = {seen.id.lower(): address for address in self.records
+                   if address in scope and address not in self.desired
+                   and (seen := observed.get(address)) is not None}
+        moves: list[Move] = []
         for address in self.manifest.graph.topological_order():
             if address not in scope:
                 continue
             decl = self.desired[address]
-            change = self._desired_change(decl, observed.get(address), planned, errors)
-            planned[address] = change
+            seen = observed.get(address)
+            record = self.records.get(address)
+            if record is None and seen is not None and seen.id.lower() in leaving:
+                moved_from = leaving.pop(seen.id.lower())
+                moves.append(Move(moved_from, address))
+                record = self.records[moved_from]
+            planned[address] = self._desired_change(decl, seen, record, planned, errors)
         if errors:
             raise PlanError(f"{len(errors)} resource(s) cannot be planned", diagnostics=errors)
-        for address, record in self.records.items():
-            if address in scope and address not in self.desired and observed.get(address) is not None:
-                planned[address] = self._delete_change(record, observed[address],
-                                                       "not in the manifest any more")
-        return list(planned.values())
+        for address in leaving.values():
+            planned[address] = self._delete_change(self.records[address], observed[address],
+                                                   "not in the manifest any more")
+        return list(planned.values()), moves
 
-    def _desired_change(self, decl: ResourceDecl, seen: Observed | None,
+    def _desired_change(self, decl: ResourceDecl, seen: Observed | None, record: ResourceRecord | None,
                         planned: dict[str, ResourceChange], errors: list[Diagnostic]) -> ResourceChange:
         kind = decl.kind
         address = decl.address
-        record = self.records.get(address)
         common = dict(address=address, kind=kind.name, name=decl.name, after=decl.attributes,
-                      dependencies=self.manifest.graph.dependencies(address), protect=decl.spec.protect,
-                      create_before_destroy=kind.create_before_destroy)
+                      dependencies=self.manifest.graph.dependencies(address),
+                      prior_dependencies=record.dependencies if record else [],
+                      protect=decl.spec.protect, create_before_destroy=kind.create_before_destroy)
         if seen is None:
             reasons = []
             if record is not None and record.status is Status.READY:
@@ -221,7 +260,7 @@ class _Planner:
             address=record.address, kind=record.kind, name=record.name, action=Action.DELETE,
             before=seen.attributes if seen else record.attributes, after=None, reasons=[reason],
             backend_id=seen.id if seen else record.backend_id, dependencies=record.dependencies,
-            protect=record.protect)
+            prior_dependencies=record.dependencies, protect=record.protect)
 
     def _destroy(self, scope: set[str], observed: dict[str, Observed | None]) -> list[ResourceChange]:
         order = [a for a in reversed(self.graph.topological_order()) if a in scope]

@@ -36,6 +36,10 @@ def render_plan(plan: Plan) -> Text:
     out = Text()
     if plan.drift:
         _drift_section(out, plan.drift)
+    for move in plan.moves:
+        out.append(f"  # {move.from_address} has moved to {move.to_address}\n", style="bold")
+    if plan.moves:
+        out.append("\n")
     if plan.repairs and plan.mode is not Mode.REFRESH_ONLY:
         interrupted = [r for r in plan.repairs if r.reason.startswith("interrupted")]
         if interrupted:
@@ -52,6 +56,10 @@ def render_plan(plan: Plan) -> Text:
         return out
     pending = plan.pending
     if not pending:
+        if plan.moves:
+            out.append(f"Plan: 0 to add, 0 to change, 0 to destroy; {len(plan.moves)} to move "
+                       "in state.\n", style="bold")
+            return out
         out.append("No changes. ", style="bold green")
         out.append("The backend matches the manifest.\n" if plan.mode is Mode.NORMAL
                    else "Nothing to destroy.\n")
@@ -60,7 +68,9 @@ def render_plan(plan: Plan) -> Text:
     for change in pending:
         _change(out, change)
     add, change_count, destroy = plan.summary
-    out.append(f"Plan: {add} to add, {change_count} to change, {destroy} to destroy.\n", style="bold")
+    moved = f"; {len(plan.moves)} to move in state" if plan.moves else ""
+    out.append(f"Plan: {add} to add, {change_count} to change, {destroy} to destroy{moved}.\n",
+               style="bold")
     return out
 
 

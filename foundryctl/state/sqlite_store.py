@@ -133,15 +133,17 @@ class StateStore:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction, or (write=False) a consistent read that never blocks a writer."""
         with self._mutex:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _meta(self, key: str) -> str:
         with self._mutex:
@@ -178,7 +180,7 @@ class StateStore:
                  "updated_at)) FROM (SELECT * FROM resources ORDER BY rowid)")
 
     def snapshot(self) -> StateSnapshot:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             rows = json.loads(db.execute(self._SNAPSHOT).fetchone()[0])
         records = {
