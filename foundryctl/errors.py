@@ -118,10 +118,9 @@ class BackendError(FoundryctlError):
     """The backend refused or failed an operation; `code` follows ARM's error codes."""
 
     def __init__(self, code: str, message: str, *, hint: str | None = None,
-                 address: str | None = None, retryable: bool = False):
+                 address: str | None = None):
         super().__init__(message, hint=hint, address=address)
         self.code = code
-        self.retryable = retryable
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

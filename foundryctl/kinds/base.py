@@ -96,8 +96,6 @@ class Kind:
     # Data-plane kinds: the acting principal needs a role, so they wait for the manifest's
     # role assignments that cover them.
     needs_role: ClassVar[bool] = False
-    # Backend-computed outputs, documented for `state show` and the reference.
-    outputs: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def address(cls, name: str) -> str:

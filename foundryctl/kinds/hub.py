@@ -43,10 +43,6 @@ class Hub(Kind):
     spec = HubSpec
     summary = "An Azure AI Foundry hub; its region decides where its projects can fine-tune and deploy."
     force_new = frozenset({"location"})
-    outputs = {"id": "ARM id", "provisioning_state": "ARM provisioning state",
-               "etag": "changes on every write", "workspace_id": "the workspace GUID",
-               "discovery_url": "regional discovery endpoint",
-               "created_at": "creation time", "modified_at": "last modification time"}
 
     @classmethod
     def implicit_dependencies(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:

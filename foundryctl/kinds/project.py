@@ -27,10 +27,6 @@ class Project(Kind):
     spec = ProjectSpec
     summary = "An Azure AI Foundry project in a hub; its location follows the hub."
     force_new = frozenset({"hub"})
-    outputs = {"id": "ARM id", "location": "the hub's region", "hub_id": "ARM id of the hub",
-               "provisioning_state": "ARM provisioning state", "etag": "changes on every write",
-               "workspace_id": "the workspace GUID",
-               "created_at": "creation time", "modified_at": "last modification time"}
 
     @classmethod
     def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:

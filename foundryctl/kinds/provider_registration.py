@@ -31,4 +31,3 @@ class ProviderRegistration(Kind):
                "(NotRegistered → Registering → Registered; apply waits).")
     force_new = frozenset({"namespace"})
     adopts_existing = True  # registering an already registered namespace is a no-op in Azure
-    outputs = {"id": "ARM id of the provider", "registration_state": "NotRegistered, Registering or Registered"}

@@ -90,9 +90,6 @@ class RoleAssignment(Kind):
                "uuid5(scope, principal, role), so re-assigning the same triple is a no-op.")
     force_new = frozenset({"principal", "principal_type", "role", "scope"})
     adopts_existing = True  # Azure answers 409 RoleAssignmentExists; we take it over
-    outputs = {"id": "ARM id", "assignment_name": "uuid5(scope, principal, role)",
-               "role_definition_id": "ARM id of the role definition", "scope_id": "ARM id of the scope",
-               "created_at": "creation time"}
 
     @classmethod
     def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:

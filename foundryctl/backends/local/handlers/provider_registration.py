@@ -47,7 +47,7 @@ class ProviderRegistrationHandler(LocalHandler):
             elapsed = time.monotonic() - started
             if elapsed > timeout:
                 raise BackendError("RegistrationTimeout",
-                                   f"{namespace} is still {state} after {elapsed:.0f}s", retryable=True)
+                                   f"{namespace} is still {state} after {elapsed:.0f}s")
             if int(elapsed) >= reported + 10:
                 reported = int(elapsed)
                 progress(f"still {state.lower()} ({reported}s elapsed)")
