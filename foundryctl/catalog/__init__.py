@@ -1,4 +1,5 @@
-"""The catalog: data files (not code) of Azure regions, built-in roles and provider namespaces.
+"""The catalog: data files (not code) of Azure regions, built-in roles, provider namespaces
+and base models.
 
 validate, plan and every backend read the same files. Each file names its source and date.
 """
@@ -30,6 +31,24 @@ class RoleDefinition:
     not_actions: tuple[str, ...] = ()
     data_actions: tuple[str, ...] = ()
     not_data_actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GgufSource:
+    """A GGUF copy of a model inside a PyPI package (found without importing the package)."""
+
+    package: str
+    module: str
+    file: str
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    name: str
+    family: str
+    hf_id: str
+    context_length: int
+    gguf: GgufSource | None = None
 
 
 @dataclass(frozen=True)
@@ -94,3 +113,22 @@ def providers() -> ProviderCatalog:
         registered_by_default=frozenset(n.lower() for n in data["registered_by_default"]),
         canonical={n.lower(): n for n in every},
     )
+
+
+@cache
+def base_models() -> dict[str, BaseModel]:
+    out = {}
+    for m in _load("models.yaml")["models"]:
+        gguf = GgufSource(**m["gguf"]) if m.get("gguf") else None
+        out[m["name"]] = BaseModel(name=m["name"], family=m["family"], hf_id=m["hf_id"],
+                                   context_length=int(m["context_length"]), gguf=gguf)
+    return out
+
+
+def find_base_model(name: str) -> BaseModel | None:
+    """A catalog model by name (any case) or by its Hugging Face id."""
+    wanted = name.strip().lower()
+    for model in base_models().values():
+        if wanted in (model.name.lower(), model.hf_id.lower()):
+            return model
+    return None

@@ -19,6 +19,7 @@ COMMANDS = {
     "state": ("state", "state", "Inspect and edit foundryctl's state."),
     "import": ("state", "import_command", "Adopt an existing object into state."),
     "graph": ("graph", "graph", "Print the dependency graph (DOT or Mermaid)."),
+    "data": ("data", "data", "Validate chat-completion datasets (data validate FILE)."),
     "force-unlock": ("state", "force_unlock", "Release a state lock whose holder cannot."),
 }
 
@@ -49,7 +50,7 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, debug: bool, color: bool | None) -> None:
     """Declarative plan/apply for Azure AI Foundry fine-tuning.
 
-    Describe providers, hubs, projects and role assignments in YAML, then
+    Describe providers, hubs, projects, role assignments and datasets in YAML, then
     validate, plan and apply them; the embedded local backend needs no account.
     """
     ctx.obj = Settings(debug=debug, color=color)

@@ -7,6 +7,7 @@ that `foundryctl --help` starts fast.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,9 +104,15 @@ def source_line(diagnostic: Diagnostic) -> str | None:
     return lines[position.line - 1] if 0 < position.line <= len(lines) else None
 
 
+SOURCE_LINE_WIDTH = 160
+_QUOTED_FILE_LIMIT = 2 * 1024 * 1024  # a data file's lines are not quoted (they can be huge)
+
+
 @functools.lru_cache(maxsize=32)
 def _file_lines(path: str) -> list[str]:
     try:
+        if os.path.getsize(path) > _QUOTED_FILE_LIMIT or path.endswith(".jsonl"):
+            return []
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
             return handle.read().splitlines()
     except OSError:
@@ -123,7 +130,8 @@ def print_diagnostics(diagnostics: list[Diagnostic], *, summary: bool = False) -
         who = f"{d.address}: " if d.address else ""
         err.print(f"{escape(where)}[bold {colour}]{d.severity.value}[/]: {escape(who + d.message)}")
         line = source_line(d)
-        if line is not None and d.position is not None:
+        if line is not None and d.position is not None and d.position.column <= SOURCE_LINE_WIDTH:
+            line = line if len(line) <= SOURCE_LINE_WIDTH else line[:SOURCE_LINE_WIDTH] + "..."
             err.print(f"  {d.position.line:>4} | {escape(line)}", style="dim")
             err.print(" " * (9 + d.position.column - 1) + "^", style=colour)
         if d.hint:

@@ -107,6 +107,17 @@ class Kind:
         return spec.model_dump(mode="json", exclude=META_FIELDS)
 
     @classmethod
+    def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
+        """What the plan diffs against the backend: `attributes`, plus values derived from
+        files the resource names (a dataset's content hash)."""
+        return cls.attributes(decl.spec)
+
+    @classmethod
+    def describe_changes(cls, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+        """Notes the plan prints beside an in-place update, in the user's terms."""
+        return []
+
+    @classmethod
     def references(cls, spec: Spec) -> list[Reference]:
         """Every `Ref` field that is set, found by walking the spec's models."""
         found: list[Reference] = []

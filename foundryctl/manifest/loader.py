@@ -95,6 +95,7 @@ class _Loader:
         self.env = env
         self.diagnostics: list[Diagnostic] = []
         self.invalid_addresses: set[str] = set()  # declared, but failed validation
+        self.root = Path(".")
 
     def error(self, message: str, position: Position | None = None, address: str | None = None,
               code: str = "manifest", hint: str | None = None) -> None:
@@ -128,6 +129,7 @@ class _Loader:
             raise ManifestError([Diagnostic.error(f"no such manifest file or directory: {path}",
                                                   code="io")])
         files, root = manifest_files(path)
+        self.root = root
         if not files:
             raise ManifestError([Diagnostic.error(f"no .yaml or .yml files in directory {path}",
                                                   code="io")])
@@ -351,7 +353,7 @@ class _Loader:
                 if shown:
                     self.invalid_addresses.add(shown)
                 continue
-            decl = ResourceDecl(kind=kind, spec=spec, source=doc, path=path)  # type: ignore[arg-type]
+            decl = ResourceDecl(kind=kind, spec=spec, source=doc, path=path, root=self.root)  # type: ignore[arg-type]
             earlier = resources.get(decl.address)
             if earlier is not None:
                 self.error(f"duplicate resource {decl.address} (first declared at {earlier.position})",

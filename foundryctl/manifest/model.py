@@ -26,6 +26,7 @@ class ResourceDecl:
     spec: Spec
     source: SourceDocument = field(repr=False)
     path: tuple = ()  # where the resource sits in its document: ("resources", i)
+    root: Path = Path(".")  # the manifest's root directory (files it names resolve from here)
 
     @property
     def name(self) -> str:
@@ -37,7 +38,7 @@ class ResourceDecl:
 
     @cached_property
     def attributes(self) -> dict[str, Any]:
-        return self.kind.attributes(self.spec)
+        return self.kind.desired_attributes(self)
 
     @cached_property
     def references(self) -> list[Reference]:

@@ -248,6 +248,8 @@ class _Planner:
             if ref.containment and container is not None and container.action is Action.REPLACE:
                 reasons.append(f"{ref.target} is replaced and takes this resource with it")
         action = Action.REPLACE if reasons else (Action.UPDATE if changes else Action.NOOP)
+        if action is Action.UPDATE:
+            reasons = kind.describe_changes(seen.attributes, decl.attributes)
         state_only = False
         if action is Action.NOOP and record.protect != decl.spec.protect:
             action, state_only = Action.UPDATE, True

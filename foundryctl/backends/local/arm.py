@@ -5,6 +5,8 @@ from __future__ import annotations
 WORKSPACES = "Microsoft.MachineLearningServices/workspaces"
 ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 PROVIDERS = "Microsoft.Resources/providers"
+DATA = f"{WORKSPACES}/data"
+DATA_VERSIONS = f"{WORKSPACES}/data/versions"
 
 
 def subscription_id(sub: str) -> str:
@@ -17,6 +19,24 @@ def resource_group_id(sub: str, rg: str) -> str:
 
 def workspace_id(sub: str, rg: str, name: str) -> str:
     return f"{resource_group_id(sub, rg)}/providers/{WORKSPACES}/{name}"
+
+
+def data_id(workspace: str, name: str) -> str:
+    return f"{workspace}/data/{name}"
+
+
+def data_version_id(workspace: str, name: str, version: str) -> str:
+    return f"{data_id(workspace, name)}/versions/{version}"
+
+
+def workspace_of(resource_id: str) -> str | None:
+    """The workspace id a child resource (data asset, job, model) lives in."""
+    marker = f"/providers/{WORKSPACES}/".lower()
+    index = resource_id.lower().find(marker)
+    if index < 0:
+        return None
+    rest = resource_id[index + len(marker):].split("/", 1)[0]
+    return resource_id[:index + len(marker)] + rest
 
 
 def provider_id(sub: str, namespace: str) -> str:

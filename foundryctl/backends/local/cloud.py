@@ -12,10 +12,13 @@ deleting, exactly as with Azure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -57,6 +60,12 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_parent ON resources (parent_id);
 CREATE INDEX IF NOT EXISTS resources_type ON resources (type);
+CREATE TABLE IF NOT EXISTS refs (
+    source_id TEXT NOT NULL COLLATE NOCASE,
+    target_id TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (source_id, target_id)
+);
+CREATE INDEX IF NOT EXISTS refs_target ON refs (target_id);
 CREATE TABLE IF NOT EXISTS providers (
     subscription TEXT NOT NULL COLLATE NOCASE,
     namespace TEXT NOT NULL COLLATE NOCASE,
@@ -215,10 +224,12 @@ class LocalCloud:
         return self._resource(row) if row else None
 
     def _delete_with_assignments(self, db: sqlite3.Connection, resource_id: str) -> None:
-        # Azure removes role assignments whose scope is the deleted resource.
-        prefix = resource_id.rstrip("/") + "/providers/" + arm.ROLE_ASSIGNMENTS + "/"
-        db.execute("DELETE FROM resources WHERE type = ? AND id LIKE ? ESCAPE '\\'",
-                   (arm.ROLE_ASSIGNMENTS, _like_prefix(prefix)))
+        # Azure removes what lives inside the deleted resource (data assets and their
+        # versions) and the role assignments whose scope it was.
+        prefix = _like_prefix(resource_id.rstrip("/") + "/")
+        db.execute("DELETE FROM refs WHERE source_id LIKE ? ESCAPE '\\' OR target_id LIKE ? ESCAPE '\\'",
+                   (prefix, prefix))
+        db.execute("DELETE FROM resources WHERE id LIKE ? ESCAPE '\\'", (prefix,))
         db.execute("DELETE FROM resources WHERE id = ?", (resource_id,))
 
     # -- resource providers --------------------------------------------------------------
@@ -363,7 +374,143 @@ class LocalCloud:
                         "Conflict", f"Hub '{resource.name}' cannot be deleted while it has projects "
                         f"({', '.join(projects)}); delete the projects first.")
             self._delete_with_assignments(db, resource.id)
+        if resource.kind == "Project":
+            shutil.rmtree(self._datastore(resource), ignore_errors=True)
         return True
+
+    # -- data assets (a project's data store and its versioned assets) ---------------------
+
+    def _datastore(self, workspace: ArmResource) -> Path:
+        return self.directory / "datastores" / workspace.properties["workspaceId"]
+
+    def _workspace(self, workspace_id: str) -> ArmResource:
+        workspace = self.get(workspace_id)
+        if workspace is None or workspace.type != arm.WORKSPACES:
+            raise BackendError("ResourceNotFound", f"Workspace '{workspace_id}' was not found.")
+        return workspace
+
+    def blob_path(self, workspace_id: str, sha256: str) -> Path:
+        return self._datastore(self._workspace(workspace_id)) / "blobs" / sha256[:2] / f"{sha256}.jsonl"
+
+    def blob_uri(self, workspace_id: str, sha256: str) -> str:
+        workspace = self._workspace(workspace_id)
+        parts = workspace_id.strip("/").split("/")
+        return (f"azureml://subscriptions/{parts[1]}/resourcegroups/{parts[3]}/workspaces/"
+                f"{workspace.name}/datastores/workspaceblobstore/paths/foundryctl/sha256/{sha256}.jsonl")
+
+    def upload(self, workspace_id: str, source: Path, sha256: str) -> tuple[str, Path, bool]:
+        """Store a file in the workspace's data store under its content hash.
+
+        Returns (uri, local path, whether any bytes were copied): content that is already
+        there is not copied again. The bytes are hashed while copied, so a file that changed
+        since it was validated is refused instead of stored under the wrong hash.
+        """
+        target = self.blob_path(workspace_id, sha256)
+        uri = self.blob_uri(workspace_id, sha256)
+        if target.is_file():
+            return uri, target, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with self._request(), tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
+            try:
+                with open(source, "rb") as data:
+                    while block := data.read(4 * 1024 * 1024):
+                        digest.update(block)
+                        out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+                if digest.hexdigest() != sha256:
+                    raise BackendError("ContentMismatch", f"{source} changed since it was validated "
+                                       f"(sha256 {digest.hexdigest()[:12]}..., expected {sha256[:12]}...)",
+                                       hint="run `foundryctl plan` again")
+                os.chmod(out.name, 0o444)  # stored content is immutable
+                os.replace(out.name, target)
+            except BaseException:
+                Path(out.name).unlink(missing_ok=True)
+                raise
+        return uri, target, True
+
+    def register_data_version(self, workspace_id: str, name: str, version: str, *,
+                              properties: dict[str, Any], description: str = "") -> ArmResource:
+        """Register `name:version`; registering the same content again returns the existing
+        version, other content under an existing version is refused (versions are immutable)."""
+        workspace = self._workspace(workspace_id)
+        container_id = arm.data_id(workspace.id, name)
+        version_id = arm.data_version_id(workspace.id, name, version)
+        with self._request(), self._write() as db:
+            existing = self._get_locked(db, version_id)
+            if existing is not None:
+                if existing.properties.get("sha256") != properties.get("sha256"):
+                    raise BackendError("Conflict", f"Data asset {name}:{version} already exists with "
+                                       "different content; versions are immutable.")
+                return existing
+            stamp = now_iso()
+            container = self._get_locked(db, container_id)
+            if container is None:
+                container = ArmResource(container_id, arm.DATA, name, None, None, workspace.id,
+                                        {"dataType": "uri_file", "latestVersion": version,
+                                         "description": description}, {}, _etag(), "Succeeded",
+                                        stamp, stamp, current_user())
+                self._insert(db, container)
+            else:
+                container.properties.update(latestVersion=version, description=description)
+                self._save(db, container)
+            resource = ArmResource(version_id, arm.DATA_VERSIONS, version, None, None, container_id,
+                                   {"dataType": "uri_file", "description": description, **properties},
+                                   {}, _etag(), "Succeeded", stamp, stamp, current_user())
+            self._insert(db, resource)
+        return resource
+
+    def data_versions(self, container_id: str) -> list[ArmResource]:
+        return self.list(type=arm.DATA_VERSIONS, parent_id=container_id)
+
+    def delete_data_version(self, version_id: str) -> bool:
+        """Delete one version; refused while a job or model references it."""
+        with self._request(), self._write() as db:
+            resource = self._get_locked(db, version_id)
+            if resource is None:
+                return False
+            users = [r[0] for r in db.execute("SELECT source_id FROM refs WHERE target_id = ?",
+                                              (version_id,))]
+            if users:
+                raise BackendError("Conflict", f"Data asset version '{version_id}' is used by "
+                                   f"{', '.join(users)}; delete those first.")
+            db.execute("DELETE FROM resources WHERE id = ?", (version_id,))
+            container = self._get_locked(db, resource.parent_id or "")
+            if container is not None:
+                remaining = db.execute("SELECT name FROM resources WHERE parent_id = ? AND type = ? "
+                                       "ORDER BY created_at DESC, rowid DESC",
+                                       (container.id, arm.DATA_VERSIONS)).fetchall()
+                if not remaining:
+                    db.execute("DELETE FROM resources WHERE id = ?", (container.id,))
+                elif container.properties.get("latestVersion") == resource.name:
+                    container.properties["latestVersion"] = remaining[0][0]
+                    self._save(db, container)
+            sha = resource.properties.get("sha256")
+            still_used = sha and db.execute(
+                "SELECT 1 FROM resources WHERE type = ? AND id LIKE ? ESCAPE '\\' AND "
+                "json_extract(properties, '$.sha256') = ? LIMIT 1",
+                (arm.DATA_VERSIONS, _like_prefix((arm.workspace_of(version_id) or "") + "/"), sha)).fetchone()
+        if sha and not still_used:
+            blob = resource.properties.get("localPath")
+            if blob:
+                Path(blob).unlink(missing_ok=True)
+        return True
+
+    def add_reference(self, source_id: str, target_id: str) -> None:
+        """Record that `source_id` (a job, a model) uses `target_id` (a data version)."""
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO refs (source_id, target_id) VALUES (?, ?)",
+                       (source_id, target_id))
+
+    def remove_references(self, source_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM refs WHERE source_id = ?", (source_id,))
+
+    def referenced_by(self, target_id: str) -> list[str]:
+        with self._mutex:
+            return [r[0] for r in self._db.execute("SELECT source_id FROM refs WHERE target_id = ?",
+                                                   (target_id,))]
 
     # -- role assignments ----------------------------------------------------------------
 

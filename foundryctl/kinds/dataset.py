@@ -1,0 +1,185 @@
+"""Dataset: a chat-completion JSONL file registered as a versioned data asset in a project.
+
+The version is the sha256 of the file's bytes, so editing the file is an update to a new
+version; the planner shows the example counts before and after. Validation data is a second
+file or a deterministic split of this one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from foundryctl.errors import Diagnostic, Position
+from foundryctl.kinds.base import Kind, Ref, Spec
+
+if TYPE_CHECKING:
+    from foundryctl.datasets import DatasetReport
+    from foundryctl.manifest.model import Manifest, ResourceDecl
+
+# Diagnostics per category that `foundryctl validate` prints for one file; the rest are
+# counted (and `foundryctl data validate FILE` lists them all).
+SHOWN_PER_CATEGORY = 5
+
+
+class SplitValidation(BaseModel):
+    """Hold out a fraction of the examples, chosen by a seeded hash of each example."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    split: float = Field(gt=0, le=0.5, description="Fraction of examples held out (0 < split <= 0.5).")
+    seed: int = Field(0, ge=0, lt=2**63, description="Seed of the split; same file and seed, same split.")
+
+
+class FileValidation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=1, description="A JSONL file of validation examples (relative to the manifest).")
+
+
+class DatasetSpec(Spec):
+    kind: Literal["Dataset"]
+    project: Annotated[str, Ref("Project", containment=True),
+                       Field(description="Name of the Project the data asset is registered in.")]
+    path: str = Field(min_length=1, description="Training JSONL file, relative to the manifest file.")
+    task: Literal["chat_completion"] = Field("chat_completion", description="Data format.")
+    validation: SplitValidation | FileValidation | None = Field(
+        None, description="{split: 0.1, seed: 7} or {path: FILE}; none: no validation data.")
+    description: str = ""
+
+
+class Dataset(Kind):
+    name = "Dataset"
+    spec = DatasetSpec
+    summary = ("A chat-completion JSONL file, validated offline and registered as a data asset "
+               "whose version is the sha256 of its content.")
+    force_new = frozenset({"project"})
+    needs_role = True  # writing data assets is a data-plane operation on the project
+    report_options: ClassVar[dict[str, Any]] = {"count_tokens": False}
+
+    @classmethod
+    def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        project = manifest.resources.get(f"Project.{decl.spec.project}")  # type: ignore[attr-defined]
+        hub = [f"Hub.{project.spec.hub}"] if project else []  # type: ignore[attr-defined]
+        return hub + [f"Project.{decl.spec.project}"]  # type: ignore[attr-defined]
+
+    @classmethod
+    def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
+        spec: DatasetSpec = decl.spec  # type: ignore[assignment]
+        attributes = cls.attributes(spec)
+        # Paths as the backend resolves them: relative to the manifest's root directory.
+        attributes["path"] = root_relative(decl, spec.path)
+        if isinstance(spec.validation, FileValidation):
+            attributes["validation"] = {"path": root_relative(decl, spec.validation.path)}
+        training, validation = cls.reports(decl)
+        attributes["version"] = training.sha256 if training else None
+        attributes["examples"] = training.examples if training else None
+        if validation is not None:
+            attributes["validation_version"] = validation.sha256
+            attributes["validation_examples"] = validation.examples
+        elif training is not None and training.split is not None:
+            attributes["validation_examples"] = training.split.validation_examples
+        return attributes
+
+    @classmethod
+    def describe_changes(cls, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+        notes = []
+        if before.get("version") != after.get("version"):
+            notes.append(f"content changed: {_count(before.get('examples'))} -> "
+                         f"{_count(after.get('examples'))} examples")
+        if before.get("validation_version") != after.get("validation_version") and after.get("validation_version"):
+            notes.append(f"validation content changed: {_count(before.get('validation_examples'))} -> "
+                         f"{_count(after.get('validation_examples'))} examples")
+        return notes
+
+    @classmethod
+    def reports(cls, decl: ResourceDecl) -> tuple[DatasetReport | None, DatasetReport | None]:
+        """Reports of the training and validation files (None where a file cannot be read)."""
+        from foundryctl.datasets import ValidationOptions
+        from foundryctl.datasets.cache import report_for
+
+        spec: DatasetSpec = decl.spec  # type: ignore[assignment]
+        split = ((spec.validation.split, spec.validation.seed)
+                 if isinstance(spec.validation, SplitValidation) else None)
+        try:
+            training = report_for(data_path(decl, spec.path),
+                                  ValidationOptions(split=split, **cls.report_options))
+        except OSError:
+            training = None
+        validation = None
+        if isinstance(spec.validation, FileValidation):
+            try:
+                validation = report_for(data_path(decl, spec.validation.path),
+                                        ValidationOptions(role="validation", **cls.report_options))
+            except OSError:
+                validation = None
+        return training, validation
+
+    @classmethod
+    def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+        spec: DatasetSpec = decl.spec  # type: ignore[assignment]
+        out: list[Diagnostic] = []
+        files = [(("path",), spec.path)]
+        if isinstance(spec.validation, FileValidation):
+            files.append((("validation", "path"), spec.validation.path))
+        for where, written in files:
+            path = data_path(decl, written)
+            if not path.is_file():
+                out.append(Diagnostic.error(
+                    f"{'no such file' if not path.exists() else 'not a file'}: {written} "
+                    f"(resolved to {path})", decl.position_of(where), decl.address, code="io",
+                    hint="paths are relative to the manifest file that declares the dataset"))
+        if out:
+            return out
+        if len(files) == 2 and data_path(decl, spec.path).resolve() == data_path(decl, files[1][1]).resolve():
+            out.append(Diagnostic.error("the validation file is the training file", decl.position_of(
+                ("validation", "path")), decl.address, code="validation-is-training",
+                hint="use `validation: {split: 0.1, seed: 0}` to hold out part of one file"))
+        training, validation = cls.reports(decl)
+        for where, report in ((("path",), training), (("validation", "path"), validation)):
+            if report is not None:
+                out.extend(report_diagnostics(report, decl.address, decl.position_of(where)))
+        return out
+
+
+def data_path(decl: ResourceDecl, written: str) -> Path:
+    """A data file path as written in the manifest, resolved from the declaring file."""
+    path = Path(written).expanduser()
+    return path if path.is_absolute() else Path(decl.source.file).parent / path
+
+
+def root_relative(decl: ResourceDecl, written: str) -> str:
+    path = data_path(decl, written)
+    if Path(written).expanduser().is_absolute():
+        return str(path)
+    return Path(os.path.relpath(path.resolve(), decl.root.resolve())).as_posix()
+
+
+def report_diagnostics(report: DatasetReport, address: str | None,
+                       where: Position | None = None) -> list[Diagnostic]:
+    """A report's problems as diagnostics at the data file's lines, a few per category."""
+    from foundryctl.datasets.report import CATEGORIES
+
+    shown: dict[str, int] = {}
+    out: list[Diagnostic] = []
+    for problem in report.problems:
+        shown[problem.category] = shown.get(problem.category, 0) + 1
+        if shown[problem.category] > SHOWN_PER_CATEGORY:
+            continue
+        position = Position(report.path, problem.line, 1) if problem.line else where
+        make = Diagnostic.error if problem.severity == "error" else Diagnostic.warning
+        out.append(make(f"{problem.message} [{problem.category}]", position, address, code=problem.category))
+    for category, total in sorted(report.counts.items()):
+        hidden = total - min(shown.get(category, 0), SHOWN_PER_CATEGORY)
+        if hidden > 0:
+            make = Diagnostic.error if CATEGORIES[category][0] == "error" else Diagnostic.warning
+            out.append(make(f"{hidden:,} more {category} problem(s) in {report.path}", where, address,
+                            code=category, hint=f"see them all with: foundryctl data validate {report.path}"))
+    return out
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
