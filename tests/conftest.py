@@ -108,6 +108,10 @@ class Project:
     def cli(self, *args: str, **kwargs) -> CliResult:
         return run_cli(*args, "-f", self.manifest.name, cwd=self.root, **kwargs)
 
+    def cli_plain(self, *args: str, **kwargs) -> CliResult:
+        """The CLI in this directory without `-f` (commands that take files as arguments)."""
+        return run_cli(*args, cwd=self.root, **kwargs)
+
     def start(self, *args: str, **kwargs) -> subprocess.Popen:
         return start_cli(*args, "-f", self.manifest.name, cwd=self.root, **kwargs)
 

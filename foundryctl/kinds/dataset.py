@@ -90,6 +90,8 @@ class Dataset(Kind):
         if before.get("version") != after.get("version"):
             notes.append(f"content changed: {_count(before.get('examples'))} -> "
                          f"{_count(after.get('examples'))} examples")
+        if before.get("validation") != after.get("validation") and "split" in (after.get("validation") or {}):
+            notes.append("validation split changed")
         if before.get("validation_version") != after.get("validation_version") and after.get("validation_version"):
             notes.append(f"validation content changed: {_count(before.get('validation_examples'))} -> "
                          f"{_count(after.get('validation_examples'))} examples")
