@@ -30,7 +30,7 @@ APPROX_TOKENS_PER_CONVERSATION = 3
 
 # GPT-2's pre-tokenizer regex restricted to ASCII, where \p{L} is [A-Za-z], \p{N} is [0-9]
 # and \s is Oniguruma's ASCII whitespace (which, unlike Python's, excludes \x1c-\x1f).
-_WS = r"\t\n\x0b\x0c\r \x1c\x1d\x1e\x1f"
+_WS = r"\t\n\x0b\x0c\r "
 _GPT2_ASCII = re.compile(
     rf"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_WS}A-Za-z0-9]+|[{_WS}]+(?![^{_WS}])|[{_WS}]+")
 _PIECE_CACHE_LIMIT = 2_000_000

@@ -24,6 +24,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024  # Azure OpenAI / AI Foundry fine-tuning uplo
 MIN_TRAINING_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
 BLOCK_BYTES = 4 * 1024 * 1024
+# Longer lines are reported, not held in memory (one example of 64 MiB is far past any context).
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = frozenset(("role", "content", "name", "weight"))
@@ -81,6 +83,7 @@ def validate_dataset(path: str | os.PathLike, options: ValidationOptions = Valid
     sha = hashlib.sha256()
     carry = b""
     line_no = 0
+    skipping = False  # inside a line too long to hold; it is reported, then passed over
     with open(path, "rb") as stream:
         while True:
             block = stream.read(BLOCK_BYTES)
@@ -90,9 +93,22 @@ def validate_dataset(path: str | os.PathLike, options: ValidationOptions = Valid
             report.size += len(block)
             lines = (carry + block).split(b"\n") if carry else block.split(b"\n")
             carry = lines.pop()
+            if skipping:
+                if not lines:
+                    carry = b""
+                    continue
+                del lines[0]  # the end of the long line
+                line_no += 1
+                skipping = False
             scan.lines(lines, line_no + 1)
             line_no += len(lines)
-    if carry:
+            if len(carry) > MAX_LINE_BYTES:
+                problems.add(line_no + 1, "data_type", f"the line is longer than "
+                             f"{MAX_LINE_BYTES // 2**20} MiB; is this a JSONL file?")
+                carry, skipping = b"", True
+    if skipping:
+        line_no += 1
+    elif carry:
         scan.lines([carry], line_no + 1, last_without_newline=True)
         line_no += 1
     scan.finish()
