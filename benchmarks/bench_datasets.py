@@ -88,10 +88,24 @@ def sentence_corpus() -> list[str]:
     return list(sentences)
 
 
-def write_datasets(big: Path, small: Path, big_bytes: int, small_bytes: int, seed: int) -> None:
+def typographic(text: str, rng: random.Random) -> str:
+    """Text as people and chat tools type it: curly quotes and apostrophes, the odd accented
+    word and emoji (so the non-ASCII path of the token counter is measured too)."""
+    text = text.replace("'", "\u2019").replace(' "', " \u201c").replace('" ', "\u201d ")
+    if rng.random() < 0.3:
+        text = text.replace(" e.g. ", " e.g. caf\u00e9 ", 1) + " Merci \u2014 tr\u00e8s bien."
+    if rng.random() < 0.2:
+        text += " \U0001f642"
+    return text
+
+
+def write_datasets(big: Path, small: Path, big_bytes: int, small_bytes: int, seed: int,
+                   unicode: bool = False) -> None:
     """One seeded stream of examples: the first `small_bytes` (whole lines) go to `small`,
     the first `big_bytes` to `big`, so the small file is a prefix of the big one."""
     sentences = sentence_corpus()
+    if unicode:
+        sentences = [typographic(s, random.Random(i)) for i, s in enumerate(sentences)]
     rng = random.Random(seed)
     big_tmp, small_tmp = big.with_suffix(".partial"), small.with_suffix(".partial")
     with open(big_tmp, "w", encoding="utf-8", newline="\n") as out_big, \
@@ -113,16 +127,18 @@ def write_datasets(big: Path, small: Path, big_bytes: int, small_bytes: int, see
     os.replace(big_tmp, big)
 
 
-def datasets(directory: Path, size_mb: float, small_mb: float, seed: int, console) -> tuple[Path, Path]:
-    big = directory / f"chat-{size_mb:g}mb-seed{seed}.jsonl"
-    small = directory / f"chat-{small_mb:g}mb-seed{seed}.jsonl"
+def datasets(directory: Path, size_mb: float, small_mb: float, seed: int, console,
+             unicode: bool = False) -> tuple[Path, Path]:
+    flavour = "-unicode" if unicode else ""
+    big = directory / f"chat-{size_mb:g}mb-seed{seed}{flavour}.jsonl"
+    small = directory / f"chat-{small_mb:g}mb-seed{seed}{flavour}.jsonl"
     if big.is_file() and small.is_file():
         console.print(f"reusing {big} and {small}")
     else:
         console.print(f"generating {size_mb:g} MB and {small_mb:g} MB of chat JSONL in {directory} ...")
         started = time.perf_counter()
         directory.mkdir(parents=True, exist_ok=True)
-        write_datasets(big, small, int(size_mb * MB), int(small_mb * MB), seed)
+        write_datasets(big, small, int(size_mb * MB), int(small_mb * MB), seed, unicode)
         console.print(f"  done in {time.perf_counter() - started:.1f} s")
     for path in (big, small):  # every measurement reads from the page cache alike
         with open(path, "rb") as stream:
@@ -388,6 +404,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 MB and 5 MB")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, help="keep the files here and reuse them")
+    parser.add_argument("--unicode", action="store_true",
+                        help="typographic text: curly quotes, accents, emoji (non-ASCII messages)")
     parser.add_argument("--worker", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer-dir", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -411,7 +429,8 @@ def main() -> None:
     console.print(f"{MODEL} tokenizer: {tokenizers_at}")
     workdir = options.data or Path(tempfile.mkdtemp(prefix="foundryctl-bench-datasets-"))
     try:
-        big, small = datasets(workdir, options.size_mb, options.small_mb, options.seed, console)
+        big, small = datasets(workdir, options.size_mb, options.small_mb, options.seed, console,
+                              options.unicode)
         plan = [(mode, big) for mode in MODES] + [
             ("foundryctl-format", small), ("cookbook-format", small)]
         results: dict[tuple[str, Path], dict] = {}

@@ -39,8 +39,11 @@ class Stack:
     @classmethod
     def load(cls, path: str | os.PathLike = ".", *, variables: Mapping[str, Any] | None = None,
              var_files: Sequence[str | os.PathLike] = (), env: Mapping[str, str] | None = None,
-             state_path: str | os.PathLike | None = None) -> Stack:
-        manifest = load_manifest(path, variables=variables, var_files=var_files, env=env)
+             state_path: str | os.PathLike | None = None, check_files: bool = True) -> Stack:
+        """`check_files=False` for operations that do not create or update (destroy,
+        refresh-only, state): they must work when a data file is missing or broken."""
+        manifest = load_manifest(path, variables=variables, var_files=var_files, env=env,
+                                 check_files=check_files)
         source = {"path": str(Path(path).resolve()), "files": manifest.files,
                   "variables": dict(variables or {}),
                   "var_files": [str(Path(f).resolve()) for f in var_files],
@@ -60,7 +63,8 @@ class Stack:
                             hint="pass the manifest with -f")
         stack = cls.load(manifest_path, variables=source.get("variables"),
                          var_files=source.get("var_files", ()), env=env,
-                         state_path=state_path or source.get("state_path"))
+                         state_path=state_path or source.get("state_path"),
+                         check_files=plan.mode is Mode.NORMAL)
         return stack, plan
 
     # -- parts ---------------------------------------------------------------------------
@@ -139,7 +143,11 @@ class Stack:
                             hint="run `foundryctl plan` again")
 
     def apply(self, plan: Plan, *, parallelism: int = 10, on_event: EventSink | None = None,
-              lock_timeout: float = 0.0) -> ApplyResult:
+              lock_timeout: float = 0.0, wait: bool = True) -> ApplyResult:
+        """`wait=False`: long operations (training) are started and not waited for; a later
+        plan shows them in progress and a later apply picks them up."""
+        if hasattr(self.backend, "wait_for_jobs"):
+            self.backend.wait_for_jobs = wait
         with self.locked("apply", timeout=lock_timeout):
             self.check_plan_current(plan)
             if not plan.needs_apply:

@@ -292,3 +292,72 @@ def test_data_validate_rejects_unknown_models_and_missing_files(project: Project
     assert unknown.code != 0 and "did you mean 'Phi-3-mini-4k-instruct'" in unknown.stderr
     missing = project.cli_plain("data", "validate", "nope.jsonl")
     assert missing.code == 1 and "cannot read nope.jsonl" in missing.stderr
+
+
+def test_description_and_path_changes_settle_without_a_new_version(project: Project) -> None:
+    train = dataset_project(project)
+    assert project.cli("apply", "--auto-approve").code == 0
+    stored = blobs(project)
+    project.edit("description: Xbox support conversations", "description: renamed")
+    train.rename(train.with_name("moved.jsonl"))
+    project.edit("path: data/train.jsonl", "path: data/moved.jsonl")
+    plan = project.cli("plan")
+    assert "~ description" in plan.stdout and "~ path" in plan.stdout and "~ version" not in plan.stdout
+    updated = project.cli("apply", "--auto-approve")
+    assert updated.code == 0 and "nothing uploaded" in updated.stdout
+    assert project.cli("plan", "--detailed-exitcode").code == 0  # it settled
+    assert blobs(project) == stored
+
+
+def test_destroy_and_state_work_when_the_data_file_is_gone_or_broken(project: Project) -> None:
+    train = dataset_project(project)
+    assert project.cli("apply", "--auto-approve").code == 0
+    train.write_text("not json\n")
+    assert project.cli("plan").code == 1  # creating or updating needs valid data...
+    assert project.cli("state", "list").code == 0  # ...inspecting and refreshing do not
+    assert project.cli("plan", "--refresh-only").code == 0
+    train.unlink()
+    assert project.cli("graph").code == 0
+    destroyed = project.cli("destroy", "--auto-approve")
+    assert destroyed.code == 0, destroyed
+    assert project.cloud_ids() == set() and blobs(project) == {}
+
+
+def test_a_dataset_named_like_another_ones_validation_asset_is_refused(project: Project) -> None:
+    dataset_project(project)
+    with open(project.manifest, "a") as manifest:
+        manifest.write(DATASET.replace("name: xbox-chat", "name: xbox-chat-validation")
+                       .format(validation="null"))
+    result = project.cli("validate")
+    assert result.code == 1
+    assert "Dataset.xbox-chat-validation" in result.stderr and "rename one of the two" in result.stderr
+
+
+def test_applies_from_different_directories_share_one_store(project: Project) -> None:
+    """Stored paths are absolute, so pruning works whatever the working directory."""
+    train = dataset_project(project)
+    from conftest import run_cli
+
+    assert run_cli("apply", "--auto-approve", "-f", f"{project.root.name}/foundry.yaml",
+                   cwd=project.root.parent).code == 0
+    first = set(blobs(project))
+    write_examples(train, 2, start=700)
+    assert project.cli("apply", "--auto-approve").code == 0
+    _, versions = data_container(project)
+    assert len(versions) == 1
+    stored = set(blobs(project))
+    assert len(stored) == 2 and stored != first  # the old training blob went with its version
+
+
+def test_a_renamed_dataset_keeps_its_shared_blob(project: Project) -> None:
+    """Renaming registers the same bytes under a new name while the old name is deleted, in
+    parallel: the content both versions point at must survive."""
+    dataset_project(project)
+    project.edit("  api_latency: 0.0", "  api_latency: 0.05")
+    assert project.cli("apply", "--auto-approve").code == 0
+    project.edit("name: xbox-chat", "name: xbox-chat2")
+    assert project.cli("apply", "--auto-approve").code == 0
+    _, versions = data_container(project, "xbox-chat2")
+    (version,) = versions.values()
+    assert Path(version.properties["localPath"]).is_file()
+    assert project.cli("plan", "--detailed-exitcode").code == 0

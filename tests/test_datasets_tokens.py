@@ -227,3 +227,37 @@ def test_piece_cache_limit_keeps_counts_exact(smollm2_counter: TokenizerCounter,
     assert smollm2_counter.count(texts) == expected
     assert all(smollm2_counter.count([t]) == [n] for t, n in zip(texts, expected))
     assert len(smollm2_counter._pieces) < 50  # the cache was cleared on the way (100+ pieces seen)
+
+
+@pytest.mark.parametrize("content", ["\n\nHello", "  Hello", "\n Hello", "\t\tcode", "Hello  ", " x ", "plain"])
+def test_whole_conversation_count_is_exact_when_content_has_edge_whitespace(
+        tmp_path, smollm2_counter: TokenizerCounter, content: str):
+    """Content that starts or ends with whitespace merges with the template's text into one
+    pre-tokenizer piece; the validator's per-example total still equals encoding the rendered
+    conversation."""
+    from transformers import AutoTokenizer
+
+    from foundryctl.datasets import ValidationOptions, validate_dataset
+    from foundryctl.models import parse_base_model
+    from foundryctl.models.files import model_cache_dir
+
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": content},
+                {"role": "assistant", "content": "ok"}]
+    path = tmp_path / "edge.jsonl"
+    path.write_text(json.dumps({"messages": messages}) + "\n")
+    report = validate_dataset(path, ValidationOptions(counter=smollm2_counter))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_cache_dir(parse_base_model("SmolLM2-135M-Instruct"))))
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert report.total_tokens.total == len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(st.sampled_from(
+    list("ab Z9'’“”é漢字😀\n\t\u00a0\u2028\u200b\u3000\x85\x1cs") + ["'ll", " 's", "  ", "\r\n"]),
+    max_size=30).map("".join) | st.text(max_size=30).filter(lambda t: "<|" not in t and "<" not in t))
+def test_unicode_fast_path_matches_plain_encoding(smollm2_counter: TokenizerCounter, text: str):
+    """Non-ASCII text split with the `regex` package's GPT-2 pattern counts exactly what the
+    tokenizer encodes (Unicode letters, digits and the odd whitespace characters)."""
+    assert smollm2_counter._unicode is not None
+    expected = len(smollm2_counter.tokenizer.encode(text, add_special_tokens=False).ids)
+    assert smollm2_counter.count([text]) == [expected]

@@ -153,22 +153,22 @@ def test_xbox_seed_is_well_formed_but_too_small():
 
 TOO_FEW = (0, "too_few_examples")
 CASES: dict[str, list[tuple[int, str]]] = {
-    "blank_line.jsonl": [(2, "data_type")],
-    "json_array.jsonl": [(2, "data_type")],
-    "not_json.jsonl": [(2, "data_type"), (3, "data_type")],
+    "blank_line.jsonl": [(2, "data_type"), TOO_FEW],
+    "json_array.jsonl": [(2, "data_type"), TOO_FEW],
+    "not_json.jsonl": [(2, "data_type"), (3, "data_type"), TOO_FEW],
     "messages_list.jsonl": [(2, "example_unrecognized_key"), (2, "missing_messages_list"),
                             (3, "missing_messages_list"), (4, "missing_messages_list"),
-                            (5, "missing_messages_list"), (6, "missing_messages_list")],
-    "message_not_object.jsonl": [(2, "data_type"), (3, "data_type")],
+                            (5, "missing_messages_list"), (6, "missing_messages_list"), TOO_FEW],
+    "message_not_object.jsonl": [(2, "data_type"), (3, "data_type"), TOO_FEW],
     "message_missing_key.jsonl": [(2, "message_missing_key"), (3, "message_missing_key"),
-                                  (4, "message_unrecognized_key"), (4, "message_missing_key")],
+                                  (4, "message_unrecognized_key"), (4, "message_missing_key"), TOO_FEW],
     "unrecognized_role.jsonl": [(2, "unrecognized_role"), (3, "unrecognized_role"),
                                 (3, "example_missing_assistant_message"), (4, "unrecognized_role"),
-                                (5, "unrecognized_role")],
-    "missing_content.jsonl": [(n, "missing_content") for n in range(2, 7)],
+                                (5, "unrecognized_role"), TOO_FEW],
+    "missing_content.jsonl": [(n, "missing_content") for n in range(2, 7)] + [TOO_FEW],
     "no_assistant.jsonl": [(2, "example_missing_assistant_message"),
-                           (3, "example_missing_assistant_message")],
-    "invalid_weight.jsonl": [(n, "invalid_weight") for n in range(2, 7)],
+                           (3, "example_missing_assistant_message"), TOO_FEW],
+    "invalid_weight.jsonl": [(n, "invalid_weight") for n in range(2, 7)] + [TOO_FEW],
     "all_weights_zero.jsonl": [(2, "example_all_weights_zero"), TOO_FEW],
     "duplicates.jsonl": [(3, "duplicate_example"), (5, "duplicate_example"), (6, "duplicate_example"),
                          TOO_FEW],
@@ -178,7 +178,7 @@ CASES: dict[str, list[tuple[int, str]]] = {
                                      (3, "example_missing_user_message"),
                                      (4, "example_missing_system_message"),
                                      (4, "example_missing_user_message"), TOO_FEW],
-    "bad_name.jsonl": [(3, "data_type"), (4, "data_type")],
+    "bad_name.jsonl": [(3, "data_type"), (4, "data_type"), TOO_FEW],
 }
 
 
@@ -249,9 +249,11 @@ def test_mixed_file_reports_every_problem_in_one_run():
         (16, "example_unrecognized_key"),
         (17, "example_missing_system_message"),
         (18, "example_missing_user_message"),
-    ])  # no too_few_examples: a file with errors is not judged on its size
+        (0, "too_few_examples"),  # every problem in one run: the size too
+    ])
+    assert "7 valid training examples" in next(p.message for p in report.problems if not p.line)
     assert report.examples == 7 and report.lines == 19
-    assert report.error_count == 14 and report.warning_count == 6
+    assert report.error_count == 15 and report.warning_count == 6
     assert_consistent(report)
 
 
@@ -260,7 +262,7 @@ def test_invalid_utf8_is_reported_on_its_line(tmp_path: Path):
     good = jsonl(example("Hi"))
     bad = b'{"messages": [{"role": "user", "content": "caf\xe9"}, {"role": "assistant", "content": "ok"}]}\n'
     report = validate(write(tmp_path / "latin1.jsonl", good + bad + jsonl(example("Bye"))))
-    assert found(report) == collections.Counter({(2, "data_type"): 1})
+    assert found(report) == collections.Counter({(2, "data_type"): 1, TOO_FEW: 1})
     assert "not valid UTF-8: byte 0xe9" in report.problems[0].message
     assert report.examples == 2
     assert_consistent(report)
@@ -270,7 +272,7 @@ def test_truncated_last_line_is_reported_as_possibly_truncated(tmp_path: Path):
     """A cut-off last line without a newline: a data_type error that suggests truncation."""
     data = jsonl(example("Hi"), example("Bye")) + b'{"messages": [{"role": "user", "content": "Hel'
     report = validate(write(tmp_path / "cut.jsonl", data))
-    assert found(report) == collections.Counter({(3, "data_type"): 1})
+    assert found(report) == collections.Counter({(3, "data_type"): 1, TOO_FEW: 1})
     assert "truncated" in report.problems[0].message
     assert report.lines == 3 and report.examples == 2
     assert_consistent(report)
@@ -290,7 +292,7 @@ def test_bom_at_file_start_is_allowed_but_not_elsewhere(tmp_path: Path):
     report = validate(write(tmp_path / "bom.jsonl", BOM + b"\r\n".join(lines) + b"\r\n"))
     assert report.examples == 12 and set(report.counts) == {"few_examples"}
     report = validate(write(tmp_path / "bom-mid.jsonl", b"\n".join([lines[0], BOM + lines[1]]) + b"\n"))
-    assert found(report) == collections.Counter({(2, "data_type"): 1})
+    assert found(report) == collections.Counter({(2, "data_type"): 1, TOO_FEW: 1})
     assert "BOM" in report.problems[0].message
 
 
@@ -300,7 +302,7 @@ def test_lone_surrogate_and_nan_are_not_valid_json(tmp_path: Path):
             b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", '
             b'"weight": NaN}]}\n')
     report = validate(write(tmp_path / "odd.jsonl", data))
-    assert found(report) == collections.Counter({(1, "data_type"): 1, (2, "data_type"): 1})
+    assert found(report) == collections.Counter({(1, "data_type"): 1, (2, "data_type"): 1, TOO_FEW: 1})
     assert "surrogate" in report.problems[0].message
 
 
@@ -314,7 +316,7 @@ def test_deeply_nested_json_is_reported_not_raised(tmp_path: Path, depth: int):
             + b'{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "x", '
               b'"weight": ' + nest + b"}]}\n")
     report = validate(write(tmp_path / "deep.jsonl", data))
-    assert {line for line, _ in found(report)} == {1, 2, 3}
+    assert {line for line, _ in found(report)} == {0, 1, 2, 3}  # 0: too few examples
     assert report.examples == 0 and not report.valid
     assert_consistent(report)
 
@@ -357,13 +359,13 @@ def test_max_problems_caps_the_list_but_not_the_counts(tmp_path: Path):
     bad = {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "ok"}]}
     lines = [json.dumps({**bad, "n": i}).encode() for i in range(40)]  # distinct, each with 2 problems
     report = validate(write(tmp_path / "bad.jsonl", b"\n".join(lines) + b"\n"), max_problems=5)
-    assert report.counts == {"missing_content": 40, "example_unrecognized_key": 40}
-    assert len(report.problems) == 5 and report.omitted == 75
+    assert report.counts == {"missing_content": 40, "example_unrecognized_key": 40, "too_few_examples": 1}
+    assert len(report.problems) == 5 and report.omitted == 76
     assert [p.line for p in report.problems] == [1, 1, 2, 2, 3]
-    assert report.error_count == 40 and report.warning_count == 40 and not report.valid
-    assert report.to_dict()["omitted_problems"] == 75
+    assert report.error_count == 41 and report.warning_count == 40 and not report.valid
+    assert report.to_dict()["omitted_problems"] == 76
     full = validate(tmp_path / "bad.jsonl")
-    assert full.omitted == 0 and len(full.problems) == 80 and full.counts == report.counts
+    assert full.omitted == 0 and len(full.problems) == 81 and full.counts == report.counts
 
 
 def test_chat_template_refusal_is_reported_once_per_shape(tmp_path: Path, smollm2_counter: TokenizerCounter):
@@ -537,10 +539,10 @@ def test_split_differs_by_seed(tmp_path: Path):
     assert set(lines_of(valid1.path)) != set(lines_of(valid2.path))
 
 
-@pytest.mark.parametrize("fraction, n, held_out", [(0.1, 100, 10), (0.2, 37, 7), (0.5, 11, 6),
+@pytest.mark.parametrize("fraction, n, held_out", [(0.1, 100, 10), (0.2, 37, 7), (0.5, 11, 5),
                                                     (0.01, 30, 1), (0.99, 30, 29)])
 def test_split_fraction_rounds_and_keeps_both_sides(tmp_path: Path, fraction, n, held_out):
-    """round(fraction × n) examples are held out, at least 1 and at most n - 1."""
+    """floor(fraction × n) examples are held out, at least 1 and at most n - 1."""
     path = write(tmp_path / "data.jsonl", jsonl(*unique_examples(n)))
     report = validate(path, split=(fraction, 3))
     assert (report.split.training_examples, report.split.validation_examples) == (n - held_out, held_out)
@@ -714,8 +716,10 @@ def test_arbitrary_json_lines_never_raise_and_errors_are_exactly_the_bad_lines(
     error_lines = {p.line for p in report.problems if p.category in ERRORS and p.line > 0}
     assert error_lines == {i for i, v in enumerate(values, 1) if not error_free(v)}
     assert report.examples == sum(map(error_free, values))
-    if report.examples >= 2 and report.valid:
-        assert report.split.training_examples + report.split.validation_examples == report.examples
+    # The split covers exactly the valid examples, whatever else is wrong with the file.
+    assert report.split.training_examples + report.split.validation_examples == report.examples
+    if len({json.dumps(v, sort_keys=False) for v in values if error_free(v)}) >= 2:
+        assert report.split.validation_examples >= 1 and report.split.training_examples >= 1
 
 
 def test_file_over_the_size_limit_is_an_error(tmp_path, monkeypatch) -> None:
@@ -747,3 +751,13 @@ def test_an_overlong_line_is_reported_and_skipped_without_holding_it(tmp_path, m
     assert (2, "data_type") in found and (4, "data_type") in found and (5, "data_type") in found
     assert "longer than" in next(p.message for p in report.problems if p.line == 2)
     assert report.lines == 5 and report.examples == 2
+
+
+def test_a_split_of_identical_examples_keeps_them_for_training(tmp_path: Path):
+    """Ties never empty the training side: 20 copies of one example stay together in
+    training, and the report says the split held out nothing."""
+    path = write(tmp_path / "same.jsonl", jsonl(*[example("Same")] * 20))
+    report = validate(path, split=(0.1, 1))
+    assert (report.split.training_examples, report.split.validation_examples) == (20, 0)
+    assert any(p.category == "too_few_examples" and "holds out no examples" in p.message
+               for p in report.problems)

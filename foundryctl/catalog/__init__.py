@@ -48,6 +48,8 @@ class BaseModel:
     family: str
     hf_id: str
     context_length: int
+    learning_rate: float
+    lora_target_modules: tuple[str, ...]
     gguf: GgufSource | None = None
 
 
@@ -121,7 +123,9 @@ def base_models() -> dict[str, BaseModel]:
     for m in _load("models.yaml")["models"]:
         gguf = GgufSource(**m["gguf"]) if m.get("gguf") else None
         out[m["name"]] = BaseModel(name=m["name"], family=m["family"], hf_id=m["hf_id"],
-                                   context_length=int(m["context_length"]), gguf=gguf)
+                                   context_length=int(m["context_length"]),
+                                   learning_rate=float(m["learning_rate"]),
+                                   lora_target_modules=tuple(m["lora_target_modules"]), gguf=gguf)
     return out
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "import": ("state", "import_command", "Adopt an existing object into state."),
     "graph": ("graph", "graph", "Print the dependency graph (DOT or Mermaid)."),
     "data": ("data", "data", "Validate chat-completion datasets (data validate FILE)."),
+    "jobs": ("jobs", "jobs", "Fine-tune jobs: list, show, logs, metrics."),
     "force-unlock": ("state", "force_unlock", "Release a state lock whose holder cannot."),
 }
 

@@ -40,10 +40,12 @@ def apply_options(func: Any) -> Any:
 @apply_options
 @click.option("--refresh-only", is_flag=True,
               help="Only record in state the changes made outside foundryctl.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for training jobs to finish (--no-wait: start them; a later apply picks them up).")
 @click.argument("plan_file", required=False, type=click.Path(path_type=Path))
 @handle_errors
 def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
-          parallelism: int, auto_approve: bool, refresh_only: bool, plan_file: Path | None) -> None:
+          parallelism: int, auto_approve: bool, refresh_only: bool, wait: bool, plan_file: Path | None) -> None:
     """Make the backend match the manifest.
 
     With PLAN_FILE (from `plan --out`), apply exactly that plan: it is refused if state or
@@ -56,14 +58,15 @@ def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, l
         path = stack_args["path"] if stack_args["path"] != Path(".") else None
         stack, saved = Stack.for_plan_file(plan_file, path=path, state_path=stack_args["state_path"])
         with stack, stack.locked("apply", timeout=lock_timeout):
-            _carry_out(stack, saved, parallelism, "Apply")
+            _carry_out(stack, saved, parallelism, "Apply", wait=wait)
         return
-    with load_stack(stack_args) as stack, stack.locked("apply", timeout=lock_timeout):
+    with load_stack(stack_args, check_files=not refresh_only) as stack, \
+            stack.locked("apply", timeout=lock_timeout):
         print_notices(stack)
         mode = Mode.REFRESH_ONLY if refresh_only else Mode.NORMAL
         result = stack.plan(mode=mode, targets=targets, refresh=refresh)
         if _show_and_confirm(stack, result, auto_approve, "apply"):
-            _carry_out(stack, result, parallelism, "Apply")
+            _carry_out(stack, result, parallelism, "Apply", wait=wait)
 
 
 @click.command()
@@ -75,7 +78,7 @@ def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool,
     """Destroy everything foundryctl manages for this manifest, dependents first."""
     from foundryctl.plan import Mode
 
-    with load_stack(stack_args) as stack, stack.locked("destroy", timeout=lock_timeout):
+    with load_stack(stack_args, check_files=False) as stack, stack.locked("destroy", timeout=lock_timeout):
         print_notices(stack)
         result = stack.plan(mode=Mode.DESTROY, targets=targets, refresh=refresh)
         if _show_and_confirm(stack, result, auto_approve, "destroy"):
@@ -109,7 +112,7 @@ def _show_and_confirm(stack: Stack, plan: Plan, auto_approve: bool, what: str) -
     return True
 
 
-def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str) -> None:
+def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str, wait: bool = True) -> None:
     out = console()
     lock = threading.Lock()
 
@@ -125,7 +128,7 @@ def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str) -> None:
         with lock:
             out.print(line, markup=False, style="red" if event.kind == "error" else None)
 
-    result = stack.apply(plan, parallelism=parallelism, on_event=show)
+    result = stack.apply(plan, parallelism=parallelism, on_event=show, wait=wait)
     if not plan.needs_apply:
         out.print("No changes. Nothing to apply.")
         return

@@ -83,11 +83,11 @@ def lock_timeout_option(func: F) -> F:
                         help="Wait this long for a state lock held by another run.")(func)
 
 
-def load_stack(stack_args: dict[str, Any]) -> Stack:
+def load_stack(stack_args: dict[str, Any], *, check_files: bool = True) -> Stack:
     from foundryctl.stack import Stack
 
     args = dict(stack_args)
-    return Stack.load(args.pop("path"), **args)
+    return Stack.load(args.pop("path"), check_files=check_files, **args)
 
 
 def print_notices(stack: Stack) -> None:
@@ -111,7 +111,7 @@ _QUOTED_FILE_LIMIT = 2 * 1024 * 1024  # a data file's lines are not quoted (they
 @functools.lru_cache(maxsize=32)
 def _file_lines(path: str) -> list[str]:
     try:
-        if os.path.getsize(path) > _QUOTED_FILE_LIMIT or path.endswith(".jsonl"):
+        if path.endswith(".jsonl") or os.path.getsize(path) > _QUOTED_FILE_LIMIT:
             return []
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
             return handle.read().splitlines()

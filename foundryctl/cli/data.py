@@ -31,7 +31,7 @@ def data() -> None:
               help="Epochs, for the billed-token estimate.")
 @click.option("--split", type=click.FloatRange(0, 0.5, min_open=True), metavar="FRACTION",
               help="Hold out this fraction for validation, as `validation: {split: ...}` would.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of --split.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of --split.")
 @click.option("--validation", "as_validation", is_flag=True,
               help="The files are validation data (one example is enough).")
 @click.option("--max-problems", type=click.IntRange(0), default=1000, show_default=True,

@@ -20,5 +20,5 @@ def graph(stack_args: dict[str, Any], output_format: str) -> None:
     from foundryctl.manifest import load_manifest
 
     manifest = load_manifest(stack_args["path"], variables=stack_args["variables"],
-                             var_files=stack_args["var_files"])
+                             var_files=stack_args["var_files"], check_files=False)
     click.echo(to_dot(manifest.graph) if output_format == "dot" else to_mermaid(manifest.graph), nl=False)

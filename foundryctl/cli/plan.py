@@ -53,7 +53,7 @@ def plan(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lo
     if destroy and refresh_only:
         raise PlanError("--destroy and --refresh-only cannot be combined")
     mode = Mode.DESTROY if destroy else Mode.REFRESH_ONLY if refresh_only else Mode.NORMAL
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=mode is Mode.NORMAL) as stack:
         result = stack.plan(mode=mode, targets=targets, refresh=refresh, lock_timeout=lock_timeout)
         print_notices(stack)
         if result.warnings and not as_json:

@@ -29,7 +29,7 @@ def state() -> None:
 @handle_errors
 def state_list(stack_args: dict[str, Any], as_json: bool) -> None:
     """List managed resources: address, status and backend id."""
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=False) as stack:
         records = stack.state.records()
     if as_json:
         click.echo(json.dumps([{"address": r.address, "status": r.status.value, "id": r.backend_id}
@@ -51,7 +51,7 @@ def state_show(stack_args: dict[str, Any], address: str, as_json: bool) -> None:
     from foundryctl.errors import StateError
     from foundryctl.plan.render_text import value_text
 
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=False) as stack:
         record = stack.state.get(address)
     if record is None:
         raise StateError(f"{address} is not in state", hint="see `foundryctl state list`")
@@ -75,7 +75,7 @@ def state_show(stack_args: dict[str, Any], address: str, as_json: bool) -> None:
 @handle_errors
 def state_rm(stack_args: dict[str, Any], addresses: tuple[str, ...], lock_timeout: float) -> None:
     """Forget resources without deleting them; they stay in the backend (history keeps the record)."""
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=False) as stack:
         removed = stack.state_rm(list(addresses), lock_timeout=lock_timeout)
         print_notices(stack)
     for record in removed:
@@ -90,7 +90,7 @@ def state_rm(stack_args: dict[str, Any], addresses: tuple[str, ...], lock_timeou
 @handle_errors
 def state_history(stack_args: dict[str, Any], limit: int, as_json: bool) -> None:
     """Who did what to this state, and when (append-only)."""
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=False) as stack:
         entries = stack.state.history(limit)
     if as_json:
         click.echo(json.dumps([e.__dict__ for e in entries], indent=2))
@@ -111,7 +111,7 @@ def state_history(stack_args: dict[str, Any], limit: int, as_json: bool) -> None
 @handle_errors
 def import_command(stack_args: dict[str, Any], address: str, backend_id: str, lock_timeout: float) -> None:
     """Adopt an existing object (by its backend ID) as ADDRESS from the manifest."""
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=False) as stack:
         record = stack.import_resource(address, backend_id, lock_timeout=lock_timeout)
         print_notices(stack)
     console().print(f"Import successful! {record.address} is now managed (id {record.backend_id}). "
@@ -127,7 +127,7 @@ def force_unlock(stack_args: dict[str, Any], lock_id: str, force: bool) -> None:
     """Release the state lock LOCK_ID (when its holder died on another machine)."""
     from foundryctl.errors import StateError
 
-    with load_stack(stack_args) as stack:
+    with load_stack(stack_args, check_files=False) as stack:
         holder = stack.state.current_lock()
         if holder is None:
             raise StateError("the state is not locked")

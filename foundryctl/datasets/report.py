@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,8 +116,6 @@ class DatasetReport:
     split: SplitSummary | None = None
     problems: list[Problem] = field(default_factory=list)  # the first `max_problems`
     counts: dict[str, int] = field(default_factory=dict)  # every problem, by category
-    # Per-example split keys (only when a split was asked for; not serialized).
-    split_keys: array | None = field(default=None, repr=False)
 
     @property
     def error_count(self) -> int:

@@ -4,11 +4,11 @@ approximation that says it is one.
 Counting is the slow part of a dataset report, so the exact counter does not encode
 message by message. For byte-level BPE tokenizers (GPT-2's pre-tokenizer regex, no
 normalizer: SmolLM2, GPT-2, StarCoder...) a text's token count is the sum of the counts of
-its pre-tokenization pieces, because BPE never merges across pieces. ASCII text is split
-with an equivalent regex in Python and each distinct piece is tokenized once by the
-model and remembered; everything else (non-ASCII text, special tokens, other tokenizer
-families) goes to the Rust tokenizer in batches. Either way the count is the tokenizer's
-own; tests compare both paths with plain encoding.
+its pre-tokenization pieces, because BPE never merges across pieces. Text is split with the
+same regex in Python (the `re` module for ASCII, the `regex` package otherwise) and each
+distinct piece is tokenized once by the tokenizer's own BPE model and remembered; text with
+special tokens and other tokenizer families go to the Rust tokenizer in batches. Either way
+the count is the tokenizer's own; tests compare the paths with plain encoding.
 """
 
 from __future__ import annotations
@@ -36,20 +36,32 @@ _GPT2_ASCII = re.compile(
 _PIECE_CACHE_LIMIT = 2_000_000
 
 
-def _byte_level_ascii_map() -> dict[int, str]:
-    """GPT-2's bytes_to_unicode, for the 128 ASCII bytes."""
+def _byte_level_map() -> list[str]:
+    """GPT-2's bytes_to_unicode: the character each byte becomes before BPE."""
     printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    mapping, extra = {}, 0
+    mapping, extra = [], 0
     for byte in range(256):
         if byte in printable:
-            mapping[byte] = chr(byte)
+            mapping.append(chr(byte))
         else:
-            mapping[byte] = chr(256 + extra)
+            mapping.append(chr(256 + extra))
             extra += 1
-    return {b: mapping[b] for b in range(128)}
+    return mapping
 
 
-_BYTE_LEVEL_ASCII = str.maketrans(_byte_level_ascii_map())
+_BYTE_LEVEL = _byte_level_map()
+_BYTE_LEVEL_ASCII = str.maketrans({b: _BYTE_LEVEL[b] for b in range(128)})
+# The same regex for any text needs \p{L} and \p{N}, which only the `regex` package has (a
+# dependency of transformers); without it non-ASCII text goes to the Rust tokenizer.
+_GPT2_UNICODE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+
+def _unicode_pattern() -> Any:
+    try:
+        import regex
+    except ImportError:
+        return None
+    return regex.compile(_GPT2_UNICODE)
 
 
 class TokenCounter(ABC):
@@ -67,6 +79,10 @@ class TokenCounter(ABC):
     def template_error(self, roles: tuple[str, ...]) -> str | None:
         """Why the chat template refuses a conversation of this shape, if it does."""
         return None
+
+    def conversation(self, roles: tuple[str, ...], contents: Sequence[str], counts: Sequence[int]) -> int:
+        """Tokens of a whole conversation, given its contents' counts."""
+        return sum(counts) + self.overhead(roles)
 
 
 class ApproximateCounter(TokenCounter):
@@ -99,6 +115,7 @@ class TokenizerCounter(TokenCounter):
         self._added = re.compile("|".join(map(re.escape, added))) if added else None
         self._pieces: dict[str, int] = {}
         self._fast = _is_gpt2_byte_level(tokenizer)
+        self._unicode = _unicode_pattern() if self._fast else None
 
     @classmethod
     def from_directory(cls, directory: Path, name: str) -> TokenizerCounter:
@@ -112,8 +129,12 @@ class TokenizerCounter(TokenCounter):
         counts: list[int] = [0] * len(texts)
         slow: list[int] = []
         for i, text in enumerate(texts):
-            if self._fast and text.isascii() and not (self._added and self._added.search(text)):
+            if not self._fast or (self._added and self._added.search(text)):
+                slow.append(i)
+            elif text.isascii():
                 counts[i] = self._count_ascii(text)
+            elif self._unicode is not None:
+                counts[i] = self._count_unicode(text)
             else:
                 slow.append(i)
         if slow:
@@ -137,11 +158,38 @@ class TokenizerCounter(TokenCounter):
             total += n
         return total
 
+    def _count_unicode(self, text: str) -> int:
+        pieces = self._unicode.findall(text)
+        known = list(map(self._pieces.get, pieces))
+        if None not in known:
+            return sum(known)  # type: ignore[arg-type]
+        if len(self._pieces) > _PIECE_CACHE_LIMIT:
+            self._pieces.clear()
+        tokenize, cache, table = self.tokenizer.model.tokenize, self._pieces, _BYTE_LEVEL
+        total = 0
+        for piece, n in zip(pieces, known):
+            if n is None:
+                n = cache[piece] = len(tokenize("".join(table[b] for b in piece.encode("utf-8"))))
+            total += n
+        return total
+
     def overhead(self, roles: tuple[str, ...]) -> int:
         return self._shape(roles)[0]
 
     def template_error(self, roles: tuple[str, ...]) -> str | None:
         return self._shape(roles)[1]
+
+    def conversation(self, roles: tuple[str, ...], contents: Sequence[str], counts: Sequence[int]) -> int:
+        # Content that starts or ends with whitespace can merge with the template's text
+        # around it into one pre-tokenizer piece; such (rare) conversations are rendered
+        # and encoded whole so the count stays exact.
+        if self._template is not None and self._shape(roles)[1] is None and any(
+                c[:1].isspace() or c[-1:].isspace() for c in contents):
+            messages = [{"role": r, "content": c} for r, c in zip(roles, contents)]
+            rendered = self._template.render(messages=messages, add_generation_prompt=False,
+                                             **self._special_tokens)
+            return len(self.tokenizer.encode(rendered, add_special_tokens=False).ids)
+        return super().conversation(roles, contents, counts)
 
     def _shape(self, roles: tuple[str, ...]) -> tuple[int, str | None]:
         """Template tokens for a role sequence: render once with placeholder contents and

@@ -8,7 +8,9 @@ not grow with example size: per example it keeps a hash (for duplicates), a spli
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import math
 import os
 from array import array
 from dataclasses import dataclass
@@ -124,7 +126,6 @@ def validate_dataset(path: str | os.PathLike, options: ValidationOptions = Valid
 
     if options.split is not None:
         report.split = _split(scan.keys, *options.split)
-        report.split_keys = scan.keys
     context = options.context_length
     billed = 0
     for i, tokens in enumerate(scan.tokens):  # empty when tokens are not counted
@@ -137,14 +138,20 @@ def validate_dataset(path: str | os.PathLike, options: ValidationOptions = Valid
 
 
 def _split(keys: array, fraction: float, seed: int) -> SplitSummary:
-    """The `fraction` of examples with the smallest seeded keys go to validation. Identical
-    examples share a key, so they land on the same side (no train/validation leakage)."""
+    """floor(fraction x n) examples (at least one) with the smallest seeded keys go to
+    validation. Identical examples share a key, so they land on the same side (no
+    train/validation leakage); when ties would leave nothing to train on, the tied
+    examples stay in training instead."""
     n = len(keys)
     if n < 2:
         return SplitSummary(fraction, seed, n, 0, -1)
-    wanted = min(n - 1, max(1, round(fraction * n)))
-    threshold = sorted(keys)[wanted - 1]
-    validation = sum(1 for k in keys if k <= threshold)
+    wanted = min(n - 1, max(1, math.floor(fraction * n)))
+    ordered = sorted(keys)
+    threshold = ordered[wanted - 1]
+    if threshold == ordered[-1]:  # every example from here on is one repeated example
+        below = [k for k in ordered if k < threshold]
+        threshold = below[-1] if below else -1
+    validation = bisect.bisect_right(ordered, threshold)
     return SplitSummary(fraction, seed, n - validation, validation, threshold)
 
 
@@ -156,15 +163,17 @@ def _file_checks(report: DatasetReport, problems: _Collector) -> None:
         if report.examples == 0 and report.error_count == 0:
             problems.add(0, "too_few_examples", "the validation file has no examples")
         return
-    if report.error_count:
-        return  # counts of a file with errors would mislead
     training = report.training_examples
     of_what = (f" after holding out {report.split.validation_examples} for validation"
                if report.split and report.split.validation_examples else "")
+    valid = " valid" if report.error_count else ""
+    if report.split is not None and report.split.validation_examples == 0 and training >= 2:
+        problems.add(0, "too_few_examples", "the split holds out no examples: every example is the "
+                     "same; add distinct examples or give `validation: {path: ...}`")
     if training < MIN_TRAINING_EXAMPLES:
-        problems.add(0, "too_few_examples", f"{training} training example{'s' if training != 1 else ''}"
+        problems.add(0, "too_few_examples", f"{training}{valid} training example{'s' if training != 1 else ''}"
                      f"{of_what}; Azure requires at least {MIN_TRAINING_EXAMPLES}")
-    elif training < RECOMMENDED_EXAMPLES:
+    elif training < RECOMMENDED_EXAMPLES and not report.error_count:
         problems.add(0, "few_examples", f"{training} training examples{of_what}; at least "
                      f"{RECOMMENDED_EXAMPLES} are recommended (50-100 well-crafted examples usually "
                      "show clear improvement)")
@@ -317,7 +326,7 @@ class _Scan:
         for line_no, roles, contents, trained in pending:
             mine = counts[at:at + len(contents)]
             at += len(contents)
-            total = sum(mine) + self.counter.overhead(roles)
+            total = self.counter.conversation(roles, contents, mine)
             assistant = sum(n for n, role in zip(mine, roles) if role == "assistant")
             self.tokens.append(total)
             self.assistant_tokens.append(assistant)

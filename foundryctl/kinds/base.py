@@ -113,8 +113,10 @@ class Kind:
         return cls.attributes(decl.spec)
 
     @classmethod
-    def describe_changes(cls, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-        """Notes the plan prints beside an in-place update, in the user's terms."""
+    def describe_changes(cls, before: dict[str, Any] | None, after: dict[str, Any],
+                         decl: ResourceDecl | None = None) -> list[str]:
+        """Notes the plan prints beside a create (`before` None), update or replace, in the
+        user's terms."""
         return []
 
     @classmethod

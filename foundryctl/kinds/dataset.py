@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from foundryctl.datasets import DatasetReport
     from foundryctl.manifest.model import Manifest, ResourceDecl
 
+# Validation data is registered as a second data asset named NAME + this.
+VALIDATION_SUFFIX = "-validation"
 # Diagnostics per category that `foundryctl validate` prints for one file; the rest are
 # counted (and `foundryctl data validate FILE` lists them all).
 SHOWN_PER_CATEGORY = 5
@@ -85,7 +87,10 @@ class Dataset(Kind):
         return attributes
 
     @classmethod
-    def describe_changes(cls, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    def describe_changes(cls, before: dict[str, Any] | None, after: dict[str, Any],
+                         decl: ResourceDecl | None = None) -> list[str]:
+        if before is None:
+            return []
         notes = []
         if before.get("version") != after.get("version"):
             notes.append(f"content changed: {_count(before.get('examples'))} -> "
@@ -124,6 +129,15 @@ class Dataset(Kind):
     def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
         spec: DatasetSpec = decl.spec  # type: ignore[assignment]
         out: list[Diagnostic] = []
+        collision = manifest.resources.get(f"Dataset.{decl.name}{VALIDATION_SUFFIX}")
+        if collision is not None and spec.validation is not None:
+            out.append(Diagnostic.error(
+                f"the validation data of {decl.address} is registered as data asset "
+                f"'{decl.name}{VALIDATION_SUFFIX}', which {collision.address} also names",
+                collision.position, collision.address, code="name-conflict",
+                hint="rename one of the two datasets"))
+        if not manifest.check_files:
+            return out
         files = [(("path",), spec.path)]
         if isinstance(spec.validation, FileValidation):
             files.append((("validation", "path"), spec.validation.path))
@@ -141,8 +155,11 @@ class Dataset(Kind):
                 ("validation", "path")), decl.address, code="validation-is-training",
                 hint="use `validation: {split: 0.1, seed: 0}` to hold out part of one file"))
         training, validation = cls.reports(decl)
-        for where, report in ((("path",), training), (("validation", "path"), validation)):
-            if report is not None:
+        for (where, written), report in zip(files, (training, validation)):
+            if report is None:
+                out.append(Diagnostic.error(f"cannot read {written}", decl.position_of(where),
+                                            decl.address, code="io"))
+            else:
                 out.extend(report_diagnostics(report, decl.address, decl.position_of(where)))
         return out
 

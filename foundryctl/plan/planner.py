@@ -231,6 +231,7 @@ class _Planner:
             reasons = []
             if record is not None and record.status is Status.READY:
                 reasons.append("deleted outside foundryctl")
+            reasons += kind.describe_changes(None, decl.attributes, decl)
             return ResourceChange(action=Action.CREATE, before=None, reasons=reasons, **common)
         if record is None:
             if not kind.adopts_existing:
@@ -248,8 +249,8 @@ class _Planner:
             if ref.containment and container is not None and container.action is Action.REPLACE:
                 reasons.append(f"{ref.target} is replaced and takes this resource with it")
         action = Action.REPLACE if reasons else (Action.UPDATE if changes else Action.NOOP)
-        if action is Action.UPDATE:
-            reasons = kind.describe_changes(seen.attributes, decl.attributes)
+        if action is not Action.NOOP:
+            reasons += kind.describe_changes(seen.attributes, decl.attributes, decl)
         state_only = False
         if action is Action.NOOP and record.protect != decl.spec.protect:
             action, state_only = Action.UPDATE, True

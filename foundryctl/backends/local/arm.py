@@ -7,6 +7,9 @@ ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 PROVIDERS = "Microsoft.Resources/providers"
 DATA = f"{WORKSPACES}/data"
 DATA_VERSIONS = f"{WORKSPACES}/data/versions"
+JOBS = f"{WORKSPACES}/jobs"
+MODELS = f"{WORKSPACES}/models"
+MODEL_VERSIONS = f"{WORKSPACES}/models/versions"
 
 
 def subscription_id(sub: str) -> str:
@@ -27,6 +30,14 @@ def data_id(workspace: str, name: str) -> str:
 
 def data_version_id(workspace: str, name: str, version: str) -> str:
     return f"{data_id(workspace, name)}/versions/{version}"
+
+
+def job_id(workspace: str, name: str) -> str:
+    return f"{workspace}/jobs/{name}"
+
+
+def model_id(workspace: str, name: str) -> str:
+    return f"{workspace}/models/{name}"
 
 
 def workspace_of(resource_id: str) -> str | None:

@@ -120,7 +120,7 @@ class LocalCloud:
 
     def __init__(self, directory: str | os.PathLike, *, registration_delay: float = 1.0,
                  api_latency: float = 0.0):
-        self.directory = Path(directory)
+        self.directory = Path(directory).resolve()  # stored paths stay valid from any cwd
         self.registration_delay = registration_delay
         self.api_latency = api_latency
         self._mutex = threading.RLock()
@@ -398,6 +398,13 @@ class LocalCloud:
         return (f"azureml://subscriptions/{parts[1]}/resourcegroups/{parts[3]}/workspaces/"
                 f"{workspace.name}/datastores/workspaceblobstore/paths/foundryctl/sha256/{sha256}.jsonl")
 
+    @contextmanager
+    def data_lock(self) -> Iterator[None]:
+        """Hold while checking for a stored blob and registering a version that uses it, so a
+        concurrent delete cannot remove the blob in between (deletes take the same lock)."""
+        with self._mutex:
+            yield
+
     def upload(self, workspace_id: str, source: Path, sha256: str) -> tuple[str, Path, bool]:
         """Store a file in the workspace's data store under its content hash.
 
@@ -411,7 +418,8 @@ class LocalCloud:
             return uri, target, False
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        with self._request(), tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
+        with self._request(), tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-",
+                                                          delete=False) as out:
             try:
                 with open(source, "rb") as data:
                     while block := data.read(4 * 1024 * 1024):
@@ -431,32 +439,35 @@ class LocalCloud:
         return uri, target, True
 
     def register_data_version(self, workspace_id: str, name: str, version: str, *,
-                              properties: dict[str, Any], description: str = "") -> ArmResource:
-        """Register `name:version`; registering the same content again returns the existing
-        version, other content under an existing version is refused (versions are immutable)."""
+                              properties: dict[str, Any], container: dict[str, Any]) -> ArmResource:
+        """Register `name:version` and make it the container's latest.
+
+        Registering the same content again keeps the existing version (versions are immutable:
+        other content under an existing version is a Conflict). `container` holds the asset's
+        mutable properties (description, what manages it) and is written every time.
+        """
         workspace = self._workspace(workspace_id)
         container_id = arm.data_id(workspace.id, name)
         version_id = arm.data_version_id(workspace.id, name, version)
         with self._request(), self._write() as db:
-            existing = self._get_locked(db, version_id)
-            if existing is not None:
-                if existing.properties.get("sha256") != properties.get("sha256"):
-                    raise BackendError("Conflict", f"Data asset {name}:{version} already exists with "
-                                       "different content; versions are immutable.")
-                return existing
             stamp = now_iso()
-            container = self._get_locked(db, container_id)
-            if container is None:
-                container = ArmResource(container_id, arm.DATA, name, None, None, workspace.id,
-                                        {"dataType": "uri_file", "latestVersion": version,
-                                         "description": description}, {}, _etag(), "Succeeded",
-                                        stamp, stamp, current_user())
-                self._insert(db, container)
+            existing = self._get_locked(db, version_id)
+            if existing is not None and existing.properties.get("sha256") != properties.get("sha256"):
+                raise BackendError("Conflict", f"Data asset {name}:{version} already exists with "
+                                   "different content; versions are immutable.")
+            found = self._get_locked(db, container_id)
+            if found is None:
+                found = ArmResource(container_id, arm.DATA, name, None, None, workspace.id,
+                                    {"dataType": "uri_file", "latestVersion": version, **container},
+                                    {}, _etag(), "Succeeded", stamp, stamp, current_user())
+                self._insert(db, found)
             else:
-                container.properties.update(latestVersion=version, description=description)
-                self._save(db, container)
+                found.properties.update(latestVersion=version, **container)
+                self._save(db, found)
+            if existing is not None:
+                return existing
             resource = ArmResource(version_id, arm.DATA_VERSIONS, version, None, None, container_id,
-                                   {"dataType": "uri_file", "description": description, **properties},
+                                   {"dataType": "uri_file", **properties},
                                    {}, _etag(), "Succeeded", stamp, stamp, current_user())
             self._insert(db, resource)
         return resource
@@ -465,8 +476,9 @@ class LocalCloud:
         return self.list(type=arm.DATA_VERSIONS, parent_id=container_id)
 
     def delete_data_version(self, version_id: str) -> bool:
-        """Delete one version; refused while a job or model references it."""
-        with self._request(), self._write() as db:
+        """Delete one version (and its blob, when no other version stores the same bytes);
+        refused while a job or model references it."""
+        with self.data_lock(), self._request(), self._write() as db:
             resource = self._get_locked(db, version_id)
             if resource is None:
                 return False
@@ -491,11 +503,81 @@ class LocalCloud:
                 "SELECT 1 FROM resources WHERE type = ? AND id LIKE ? ESCAPE '\\' AND "
                 "json_extract(properties, '$.sha256') = ? LIMIT 1",
                 (arm.DATA_VERSIONS, _like_prefix((arm.workspace_of(version_id) or "") + "/"), sha)).fetchone()
-        if sha and not still_used:
             blob = resource.properties.get("localPath")
-            if blob:
+            if sha and blob and not still_used:
                 Path(blob).unlink(missing_ok=True)
         return True
+
+    # -- jobs and models -------------------------------------------------------------------
+
+    def job_directory(self, workspace_id: str, job_name: str) -> Path:
+        return self.directory / "jobs" / self._workspace(workspace_id).properties["workspaceId"] / job_name
+
+    def create_job(self, workspace_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        workspace = self._workspace(workspace_id)
+        resource_id = arm.job_id(workspace.id, name)
+        with self._request(), self._write() as db:
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                return existing  # the same job (its name is derived from what it trains)
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.JOBS, name, None, workspace.location, workspace.id,
+                                   {"jobType": "FineTuning", **properties}, {}, _etag(), "Succeeded",
+                                   stamp, stamp, current_user())
+            self._insert(db, resource)
+        return resource
+
+    def update_properties(self, resource_id: str, **changes: Any) -> ArmResource:
+        with self._write() as db:
+            resource = self._get_locked(db, resource_id)
+            if resource is None:
+                raise BackendError("ResourceNotFound", f"'{resource_id}' was not found.")
+            resource.properties.update(changes)
+            self._save(db, resource)
+        return resource
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._request(), self._write() as db:
+            db.execute("DELETE FROM refs WHERE source_id = ?", (job_id,))
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (job_id, arm.JOBS)).rowcount > 0
+
+    def register_model(self, workspace_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """A new version of model `name` (versions count up from 1, as in Azure)."""
+        workspace = self._workspace(workspace_id)
+        container_id = arm.model_id(workspace.id, name)
+        with self._request(), self._write() as db:
+            stamp = now_iso()
+            container = self._get_locked(db, container_id)
+            if container is None:
+                container = ArmResource(container_id, arm.MODELS, name, None, None, workspace.id,
+                                        {"latestVersion": "0"}, {}, _etag(), "Succeeded", stamp, stamp,
+                                        current_user())
+                self._insert(db, container)
+            version = str(int(container.properties.get("latestVersion", "0")) + 1)
+            container.properties["latestVersion"] = version
+            self._save(db, container)
+            resource = ArmResource(f"{container_id}/versions/{version}", arm.MODEL_VERSIONS, version, None,
+                                   None, container_id, properties, {}, _etag(), "Succeeded", stamp, stamp,
+                                   current_user())
+            self._insert(db, resource)
+        return resource
+
+    def delete_model_version(self, version_id: str) -> bool:
+        """Refused while something (a deployment) uses it, as Azure refuses deleting a
+        model with an active deployment."""
+        with self._request(), self._write() as db:
+            users = [r[0] for r in db.execute("SELECT source_id FROM refs WHERE target_id = ?", (version_id,))]
+            if users:
+                raise BackendError("Conflict", f"Model '{version_id}' is used by {', '.join(users)}; "
+                                   "delete those first.")
+            db.execute("DELETE FROM refs WHERE source_id = ?", (version_id,))
+            deleted = db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                                 (version_id, arm.MODEL_VERSIONS)).rowcount > 0
+            container_id = version_id.rsplit("/versions/", 1)[0]
+            if not db.execute("SELECT 1 FROM resources WHERE parent_id = ? LIMIT 1", (container_id,)).fetchone():
+                db.execute("DELETE FROM resources WHERE id = ?", (container_id,))
+        return deleted
 
     def add_reference(self, source_id: str, target_id: str) -> None:
         """Record that `source_id` (a job, a model) uses `target_id` (a data version)."""

@@ -18,10 +18,10 @@ from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
+from foundryctl.kinds.dataset import VALIDATION_SUFFIX
 
 WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/data/versions/write"
 DELETE_ACTION = "Microsoft.MachineLearningServices/workspaces/data/versions/delete"
-VALIDATION_SUFFIX = "-validation"
 
 
 class DatasetHandler(LocalHandler):
@@ -47,24 +47,29 @@ class DatasetHandler(LocalHandler):
             return None
         versions = {v.name: v for v in self.cloud.data_versions(container.id)}
         latest = versions.get(container.properties.get("latestVersion", ""))
-        if latest is None:
+        managed = container.properties.get("foundryctl", {})
+        if latest is None or not managed:
             return None
-        managed = latest.properties.get("foundryctl", {})
         attributes = dict(managed.get("attributes", {}))
-        validation = self._latest(arm.data_id(arm.workspace_of(container.id) or "",
-                                              container.name + VALIDATION_SUFFIX))
+        validation = self._latest(self._validation_container(container.id), owner=container.name)
         outputs: dict[str, Any] = {
             "id": container.id, "asset": f"{container.name}:{latest.name}",
             "training": _asset_outputs(latest),
             "validation": _asset_outputs(validation) if validation is not None and attributes.get("validation") else None,
-            "retained_versions": sorted(v for v in versions if v != latest.name),
+            # Older versions a job or model still uses (the rest are pruned on every apply).
+            "retained_versions": sorted(v for v, r in versions.items()
+                                        if v != latest.name and self.cloud.referenced_by(r.id)),
             "token_counts": managed.get("token_counts"),
         }
         return Observed(container.id, attributes, outputs)
 
-    def _latest(self, container_id: str) -> ArmResource | None:
+    @staticmethod
+    def _validation_container(container_id: str) -> str:
+        return container_id + VALIDATION_SUFFIX
+
+    def _latest(self, container_id: str, owner: str) -> ArmResource | None:
         container = self.cloud.get(container_id)
-        if container is None:
+        if container is None or container.properties.get("foundryctl", {}).get("owner") != owner:
             return None
         wanted = container.properties.get("latestVersion")
         return next((v for v in self.cloud.data_versions(container_id) if v.name == wanted), None)
@@ -93,42 +98,54 @@ class DatasetHandler(LocalHandler):
         if not report.valid:
             raise BackendError("InvalidData", f"{source} has {report.error_count} error(s)",
                                hint=f"see them with: foundryctl data validate {source}")
-        token_counts = {"total": report.total_tokens.total, "assistant": report.assistant_tokens.total,
-                        "counting": report.token_counting}
-        managed = {"attributes": a, "token_counts": token_counts}
+        training_name, validation_name = target.name, target.name + VALIDATION_SUFFIX
         with tempfile.TemporaryDirectory(prefix="foundryctl-split-") as scratch:
             if report.split is not None:
                 train, held_out = write_split(source, report, Path(scratch) / "training.jsonl",
                                               Path(scratch) / "validation.jsonl")
-                parts = [(target.name, train.path, train.sha256, train.size, train.examples),
-                         (target.name + VALIDATION_SUFFIX, held_out.path, held_out.sha256,
-                          held_out.size, held_out.examples)]
+                training = (train.path, train.sha256, train.size, train.examples)
+                validation: tuple | None = (held_out.path, held_out.sha256, held_out.size, held_out.examples)
             else:
-                parts = [(target.name, source, report.sha256, report.size, report.examples)]
+                training = (source, report.sha256, report.size, report.examples)
+                validation = None
                 if "path" in split:
                     check = validate_dataset(self._source(target, "validation"),
                                              ValidationOptions(count_tokens=False, role="validation"))
                     if check.sha256 != a.get("validation_version"):
                         raise BackendError("ContentMismatch", "the validation file changed since the "
                                            "plan was made", hint="run `foundryctl plan` again")
-                    parts.append((target.name + VALIDATION_SUFFIX, self._source(target, "validation"),
-                                  check.sha256, check.size, check.examples))
-            for name, path, sha, size, examples in parts:
-                uri, stored, copied = self.cloud.upload(workspace, Path(path), sha)
-                progress(f"uploaded {name} ({size:,} bytes, {examples:,} examples)" if copied
-                         else f"{name}: content already in the data store, nothing uploaded")
-                self.cloud.register_data_version(
-                    workspace, name, sha, description=a.get("description", ""),
-                    properties={"dataUri": uri, "localPath": str(stored), "sha256": sha, "size": size,
-                                "examples": examples, "foundryctl": managed})
-        registered = {name for name, *_ in parts}
-        if target.name + VALIDATION_SUFFIX not in registered:
-            self._prune(arm.data_id(workspace, target.name + VALIDATION_SUFFIX), keep=None)
-        for name, _, sha, *_ in parts:
-            self._prune(arm.data_id(workspace, name), keep=sha)
-        observed = self._observe(arm.data_id(workspace, target.name))
+                    validation = (self._source(target, "validation"), check.sha256, check.size, check.examples)
+            # Validation data first, training last: the training container carries the
+            # attributes a refresh reads, so a crash in between shows as a pending update.
+            if validation is not None:
+                self._store(workspace, validation_name, validation, progress, {
+                    "description": f"validation data of {training_name}",
+                    "foundryctl": {"owner": training_name, "role": "validation"}})
+            token_counts = {"total": report.total_tokens.total, "assistant": report.assistant_tokens.total,
+                            "counting": report.token_counting}
+            self._store(workspace, training_name, training, progress, {
+                "description": a.get("description", ""),
+                "foundryctl": {"owner": training_name, "role": "training", "attributes": a,
+                               "token_counts": token_counts}})
+        container_id = arm.data_id(workspace, training_name)
+        self._prune(container_id)
+        self._prune(self._validation_container(container_id), owner=training_name,
+                    everything=validation is None)
+        observed = self._observe(container_id)
         assert observed is not None
         return observed
+
+    def _store(self, workspace: str, name: str, part: tuple, progress: Progress,
+               container: dict[str, Any]) -> None:
+        path, sha, size, examples = part
+        with self.cloud.data_lock():  # a concurrent prune cannot remove the blob we reuse
+            uri, stored, copied = self.cloud.upload(workspace, Path(path), sha)
+            self.cloud.register_data_version(
+                workspace, name, sha, container=container,
+                properties={"dataUri": uri, "localPath": str(stored), "sha256": sha, "size": size,
+                            "examples": examples})
+        progress(f"uploaded {name} ({size:,} bytes, {examples:,} examples)" if copied
+                 else f"{name}: content already in the data store, nothing uploaded")
 
     def _source(self, target: Target, which: str) -> Path:
         """The file to upload; datasets store paths relative to the manifest's root."""
@@ -139,10 +156,17 @@ class DatasetHandler(LocalHandler):
                                hint="restore the file or run `foundryctl plan` again")
         return path
 
-    def _prune(self, container_id: str, keep: str | None) -> None:
-        """Delete the versions nothing uses any more (a job's or model's stay)."""
+    def _prune(self, container_id: str, owner: str | None = None, everything: bool = False) -> None:
+        """Delete the versions nothing uses any more, except the latest (a job's or model's
+        stay). `owner`: only touch a container this dataset made."""
+        container = self.cloud.get(container_id)
+        if container is None:
+            return
+        if owner is not None and container.properties.get("foundryctl", {}).get("owner") != owner:
+            return
+        latest = None if everything else container.properties.get("latestVersion")
         for version in self.cloud.data_versions(container_id):
-            if version.name != keep and not self.cloud.referenced_by(version.id):
+            if version.name != latest and not self.cloud.referenced_by(version.id):
                 self.cloud.delete_data_version(version.id)
 
     def delete(self, target: Target, progress: Progress) -> None:
@@ -150,15 +174,21 @@ class DatasetHandler(LocalHandler):
         if self.cloud.get(workspace) is None:
             return  # the project is gone, and its data with it
         self.backend.authorize(DELETE_ACTION, workspace)
-        for name in (target.name, target.name + VALIDATION_SUFFIX):
-            container_id = arm.data_id(workspace, name)
-            for version in self.cloud.data_versions(container_id):
-                users = self.cloud.referenced_by(version.id)
-                if users:
-                    raise BackendError("Conflict", f"data asset {name}:{version.name[:12]}... is used by "
-                                       f"{', '.join(users)}", hint="delete the jobs and models that use "
-                                       "it first (a plan that removes them orders this for you)")
-                self.cloud.delete_data_version(version.id)
+        container_id = arm.data_id(workspace, target.name)
+        containers = [container_id]
+        validation = self.cloud.get(self._validation_container(container_id))
+        if validation is not None and validation.properties.get("foundryctl", {}).get("owner") == target.name:
+            containers.append(validation.id)
+        versions = [v for c in containers for v in self.cloud.data_versions(c)]
+        for version in versions:  # check everything first: refuse before deleting anything
+            users = self.cloud.referenced_by(version.id)
+            if users:
+                raise BackendError("Conflict", f"data asset {version.parent_id and arm.last_segment(version.parent_id)}"
+                                   f":{version.name[:12]}... is used by {', '.join(users)}",
+                                   hint="delete the jobs and models that use it first (a plan that "
+                                        "removes them orders this for you)")
+        for version in versions:
+            self.cloud.delete_data_version(version.id)
 
 
 def _asset_outputs(version: ArmResource) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""`foundryctl jobs`: fine-tune jobs of a manifest, read live from their job directories."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from foundryctl.cli.common import console, handle_errors, load_stack, manifest_options
+
+
+@click.group()
+def jobs() -> None:
+    """Inspect fine-tune jobs: status, logs and metrics."""
+
+
+def _job_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """name -> (state record, JobDir) for every FineTuneJob in state."""
+    from foundryctl.training.jobdir import JobDir
+
+    with load_stack(stack_args, check_files=False) as stack:
+        records = [r for r in stack.state.records() if r.kind == "FineTuneJob"]
+    found = {}
+    for record in records:
+        directory = record.outputs.get("job_dir")
+        found[record.name] = (record, JobDir(Path(directory)) if directory else None)
+    return found
+
+
+def _one(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
+    from foundryctl.errors import FoundryctlError
+    from foundryctl.suggest import did_you_mean
+
+    found = _job_dirs(stack_args)
+    key = name.split(".", 1)[1] if name.startswith("FineTuneJob.") else name
+    if key not in found or found[key][1] is None:
+        raise FoundryctlError(f"no fine-tune job {name!r} in state" + (did_you_mean(key, found) or (
+            f" (jobs: {', '.join(found)})" if found else " (none applied yet)")))
+    return found[key]
+
+
+@jobs.command("list")
+@manifest_options
+@handle_errors
+def list_jobs(stack_args: dict[str, Any]) -> None:
+    """Every job: state, progress, last validation loss, model."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("JOB", "STATE", "EPOCH", "STEP", "VALID LOSS", "TOKENS/S", "MODEL"):
+        table.add_column(column)
+    for name, (record, directory) in _job_dirs(stack_args).items():
+        status = directory.read_status() if directory else {}
+        state = directory.state() if directory else record.status.value
+        epochs = directory.read_metrics("epoch") if directory else []
+        model = record.outputs.get("model") or {}
+        table.add_row(name, state, f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
+                      f"{status.get('step', 0)}/{status.get('total_steps', '?')}",
+                      f"{epochs[-1]['valid_loss']:.4f}" if epochs and epochs[-1].get("valid_loss") is not None else "",
+                      f"{status['tokens_per_second']:,.0f}" if status.get("tokens_per_second") else "",
+                      f"{model.get('name')}:{model.get('version')}" if model else "")
+    console().print(table)
+
+
+@jobs.command("show")
+@manifest_options
+@click.argument("name")
+@handle_errors
+def show_job(stack_args: dict[str, Any], name: str) -> None:
+    """One job: status, configuration, evaluations and where its files are."""
+    record, directory = _one(stack_args, name)
+    out = console()
+    status = directory.read_status()
+    out.print(f"[bold]{record.address}[/]  {directory.state()}  ({record.backend_id})")
+    for key in ("epoch", "epochs", "step", "total_steps", "device", "examples", "loss",
+                "tokens_per_second", "error"):
+        if status.get(key) is not None:
+            out.print(f"  {key} = {status[key]}", markup=False)
+    out.print(f"  job_dir = {directory.path}", markup=False)
+    for row in directory.read_metrics("eval") + directory.read_metrics("epoch"):
+        values = ", ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "valid_loss", "valid_perplexity",
+                                                          "valid_mean_token_accuracy") if row.get(k) is not None)
+        out.print(f"  epoch {row['epoch']} (step {row['step']}): {values}", markup=False)
+    model = record.outputs.get("model")
+    if model:
+        out.print(f"  model = {model['name']}:{model['version']} ({model['id']})", markup=False)
+    if directory.report.exists():
+        out.print(f"  report = {directory.report}", markup=False)
+
+
+@jobs.command("logs")
+@manifest_options
+@click.argument("name")
+@click.option("--follow", "-F", is_flag=True, help="Keep printing new lines until the job ends.")
+@handle_errors
+def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
+    """The job's training log."""
+    from foundryctl.training.jobdir import INTERRUPTED, TERMINAL
+
+    _, directory = _one(stack_args, name)
+    position = 0
+    while True:
+        try:
+            with open(directory.log, "rb") as log:
+                log.seek(position)
+                chunk = log.read()
+                position += len(chunk)
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not follow or (directory.state() in TERMINAL | {INTERRUPTED} and not chunk):
+            return
+        time.sleep(0.5)
+
+
+@jobs.command("metrics")
+@manifest_options
+@click.argument("name")
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@handle_errors
+def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> None:
+    """Per-step and per-epoch metrics (results.csv is Azure's shape)."""
+    _, directory = _one(stack_args, name)
+    if output_format == "csv":
+        click.echo(directory.results.read_text() if directory.results.exists() else "", nl=False)
+        return
+    rows = directory.read_metrics()
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    columns = ("type", "epoch", "step", "train_loss", "valid_loss", "valid_perplexity",
+               "valid_mean_token_accuracy", "learning_rate", "tokens_per_second")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 else f"{value:.4f}"
+    return "" if value is None else str(value)

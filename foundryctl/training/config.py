@@ -1,0 +1,41 @@
+"""A job's resolved configuration: everything the runner needs, written to the job directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TrainingConfig:
+    model_dir: str  # Hugging Face layout: config.json, weights, tokenizer
+    base_model: str  # as the manifest wrote it
+    training_file: str
+    validation_file: str | None
+    output_model: str
+    epochs: int = 3
+    batch_size: int = 4
+    learning_rate: float = 1e-4  # base rate x multiplier, already applied
+    seed: int = 0
+    lora: bool = True  # False: full fine-tune
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    max_seq_length: int = 2048
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    merge_weights: bool = False  # also write base + adapter merged into plain weights
+    keep_checkpoints: int = 3
+    device: str = "auto"  # auto, cpu, cuda
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingConfig:
+        return cls(**json.loads(path.read_text()))

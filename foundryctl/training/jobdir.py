@@ -1,0 +1,155 @@
+"""The job directory: the one place a training run keeps everything, readable while it runs.
+
+    config.json          resolved configuration (TrainingConfig)
+    status.json          state, pid, epoch/step, ETA, error (replaced atomically)
+    train.log            the process's output
+    metrics.jsonl        one JSON object per step, evaluation and epoch
+    results.csv          Azure's results file shape (step, train/valid loss and token accuracy)
+    checkpoints/epoch-N  adapter (or weights), optimizer, scheduler and RNG state; last 3 kept
+    model/               the final adapter (safetensors); merged/ with merge_weights
+    report.html          loss curves, self-contained
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELED = "Queued", "Running", "Completed", "Failed", "Canceled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+# Not a state the process writes: it said Running, and it is gone.
+INTERRUPTED = "Interrupted"
+CHECKPOINT_DONE = "checkpoint.done"
+
+
+@dataclass
+class JobDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def merged(self) -> Path:
+        return self.path / "merged"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+    # -- status ------------------------------------------------------------------------
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_status(self, **changes: Any) -> dict[str, Any]:
+        status = self.read_status()
+        status.update(changes, updated_at=time.time())
+        temporary = self.status_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(status, sort_keys=True))
+        os.replace(temporary, self.status_file)
+        return status
+
+    def state(self) -> str:
+        """The job's state, with a dead process that claimed to run shown as Interrupted."""
+        status = self.read_status()
+        state = status.get("state", QUEUED)
+        if state in (RUNNING, QUEUED) and status.get("pid") and not pid_alive(status["pid"],
+                                                                               status.get("pid_start")):
+            return INTERRUPTED
+        return state
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def read_metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
+        try:
+            lines = self.metrics.read_text().splitlines()
+        except OSError:
+            return []
+        rows = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            if kind is None or row.get("type") == kind:
+                rows.append(row)
+        return rows
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def checkpoint_dirs(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a checkpoint is complete once its marker exists)."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [p for p in self.checkpoints.iterdir()
+                 if p.name.startswith("epoch-") and (p / CHECKPOINT_DONE).exists()]
+        return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+    def latest_checkpoint(self) -> Path | None:
+        dirs = self.checkpoint_dirs()
+        return dirs[-1] if dirs else None
+
+    def prune_checkpoints(self, keep: int) -> None:
+        for old in self.checkpoint_dirs()[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (to tell a reused pid from ours), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int, start: str | None = None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is not None:
+        current = process_start_time(pid)
+        if current is not None and current != start:
+            return False  # the pid was reused by another process
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
