@@ -30,6 +30,8 @@ class ApplyEvent:
     message: str = ""
     elapsed: float = 0.0
     backend_id: str | None = None
+    completed: float | None = None  # progress events of measurable work (training steps)
+    total: float | None = None
 
 
 @dataclass
@@ -77,8 +79,9 @@ def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: 
         change = changes[op.address]
         started = time.monotonic()
         emit(ApplyEvent("start", op.address, op.verb))
-        progress = Progress(lambda message: emit(ApplyEvent("progress", op.address, op.verb, message,
-                                                            time.monotonic() - started)))
+        progress = Progress(lambda message, completed=None, total=None: emit(ApplyEvent(
+            "progress", op.address, op.verb, message, time.monotonic() - started,
+            completed=completed, total=total)))
         try:
             backend_id = _OPERATIONS[op.verb](change, state, backend, progress)
         except BaseException as exc:

@@ -34,14 +34,19 @@ class Target:
 
 
 class Progress:
-    """How a long operation tells the user it is still alive (the CLI prints these)."""
+    """How a long operation tells the user it is still alive (the CLI prints these; with
+    `completed` and `total` a terminal shows a progress bar)."""
 
-    def __init__(self, report: Callable[[str], None] | None = None):
+    def __init__(self, report: Callable[..., None] | None = None):
         self._report = report
 
-    def __call__(self, message: str) -> None:
-        if self._report is not None:
-            self._report(message)
+    def __call__(self, message: str, *, completed: float | None = None, total: float | None = None) -> None:
+        if self._report is None:
+            return
+        if completed is None and total is None:
+            self._report(message)  # a reporter may take the message alone
+        else:
+            self._report(message, completed, total)
 
 
 class Handler(ABC):

@@ -115,8 +115,13 @@ def _show_and_confirm(stack: Stack, plan: Plan, auto_approve: bool, what: str) -
 def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str, wait: bool = True) -> None:
     out = console()
     lock = threading.Lock()
+    bars = _Bars(out)
 
     def show(event: ApplyEvent) -> None:
+        if event.kind == "progress" and event.total and out.is_terminal:
+            with lock:
+                bars.update(event)
+            return
         doing, done = _VERBS.get(event.verb, (event.verb, event.verb))
         line = {
             "start": f"{event.address}: {doing}...",
@@ -126,15 +131,56 @@ def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str, wait: boo
             "error": f"{event.address}: {doing} failed after {event.elapsed:.1f}s",
         }[event.kind]
         with lock:
-            out.print(line, markup=False, style="red" if event.kind == "error" else None)
+            if event.kind in ("done", "error"):
+                bars.finish(event.address)
+            bars.console.print(line, markup=False, style="red" if event.kind == "error" else None)
 
-    result = stack.apply(plan, parallelism=parallelism, on_event=show, wait=wait)
+    try:
+        result = stack.apply(plan, parallelism=parallelism, on_event=show, wait=wait)
+    finally:
+        bars.stop()
     if not plan.needs_apply:
         out.print("No changes. Nothing to apply.")
         return
     _summarise(result, title)
     if not result.ok:
         sys.exit(1 if result.failures else 130)
+
+
+class _Bars:
+    """Progress bars for measurable work (training), on a terminal; other lines print above."""
+
+    def __init__(self, out: Any):
+        self.out = out
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    @property
+    def console(self) -> Any:
+        return self._progress.console if self._progress is not None else self.out
+
+    def update(self, event: ApplyEvent) -> None:
+        if self._progress is None:
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                      TextColumn("{task.fields[detail]}"), console=self.out, transient=False)
+            self._progress.start()
+        task = self._tasks.get(event.address)
+        if task is None:
+            task = self._tasks[event.address] = self._progress.add_task(
+                event.address, total=event.total, detail="")
+        self._progress.update(task, completed=event.completed or 0, total=event.total, detail=event.message)
+
+    def finish(self, address: str) -> None:
+        task = self._tasks.pop(address, None)
+        if task is not None and self._progress is not None:
+            self._progress.remove_task(task)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
 def _summarise(result: ApplyResult, title: str) -> None:

@@ -13,6 +13,7 @@ the count is the tokenizer's own; tests compare the paths with plain encoding.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -268,9 +269,15 @@ def _compile_template(source: str) -> Any:
 
 
 def load_counter(ref: BaseModelRef | None) -> TokenCounter:
-    """The exact counter for `ref` when its tokenizer is on this machine, else approximate."""
+    """The exact counter for `ref` when its tokenizer is on this machine, else approximate
+    (one per model per process: validate and plan ask for it several times)."""
     if ref is None:
         return ApproximateCounter()
+    return _load_counter(ref)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_counter(ref: BaseModelRef) -> TokenCounter:
     from foundryctl.models.files import find_tokenizer
 
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +28,7 @@ class TrainingConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     max_seq_length: int = 2048
     gradient_accumulation_steps: int = 1
+    max_tokens_per_pass: int = 1024  # padded tokens per forward pass (memory), not the batch size
     warmup_ratio: float = 0.1
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.0
@@ -32,6 +36,7 @@ class TrainingConfig:
     merge_weights: bool = False  # also write base + adapter merged into plain weights
     keep_checkpoints: int = 3
     device: str = "auto"  # auto, cpu, cuda
+    processes: int = 1  # >1: started under torchrun, one process per GPU
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -39,3 +44,21 @@ class TrainingConfig:
     @classmethod
     def load(cls, path: Path) -> TrainingConfig:
         return cls(**json.loads(path.read_text()))
+
+
+def gpu_count() -> int:
+    """NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES, else the device nodes), without
+    importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def launch_command(job_dir: Path, processes: int) -> list[str]:
+    """How to start a job: one process, or torchrun with one process per GPU."""
+    entry = ["-m", "foundryctl.training.run", str(job_dir)]
+    if processes <= 1:
+        return [sys.executable, *entry]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={processes}", *entry]

@@ -12,6 +12,7 @@ Written for speed on small models and CPUs as much as GPUs:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -89,27 +90,76 @@ def token_loss(body: Any, head: Any, batch: dict[str, Any]) -> tuple[Any, int, i
     """Summed cross-entropy over label positions, how many there are, how many were right.
 
     Hidden states are gathered at the positions whose next token is a label before the head
-    runs, so the head's (vocabulary x hidden) matmul is done only where it counts.
+    runs, so the head's (vocabulary x hidden) matmul is done only where it counts, and the
+    logits are never all held at once (see loss.py).
     """
-    import torch
-    import torch.nn.functional as F
+    from foundryctl.training.loss import fused_head_loss
 
     hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     where = targets != IGNORE
-    picked = hidden[:, :-1][where]
-    logits = head(picked).float()
-    wanted = targets[where]
-    loss = F.cross_entropy(logits, wanted, reduction="sum")
-    with torch.no_grad():
-        correct = int((logits.argmax(dim=-1) == wanted).sum())
-    return loss, int(where.sum()), correct
+    loss, correct = fused_head_loss(hidden[:, :-1][where], head.weight, head.bias, targets[where])
+    return loss, int(where.sum()), int(correct)
+
+
+class LabelledLM:
+    """The model as one module whose forward is `token_loss`, so DistributedDataParallel
+    (which needs the forward to go through the module it wraps) can wrap it."""
+
+    def __new__(cls, model: Any) -> Any:
+        import torch
+
+        class _LabelledLM(torch.nn.Module):
+            def __init__(self, inner: Any):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, int, int]:
+                body, head = split_model(self.inner)
+                return token_loss(body, head, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                               "labels": labels})
+
+        return _LabelledLM(model)
+
+
+@dataclass
+class Distributed:
+    """Where this process sits in a torchrun launch (world 1: not distributed)."""
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        return cls(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+                   int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, *values: float) -> list[float]:
+        """Element-wise sums over all processes (the values themselves when alone)."""
+        if self.world == 1:
+            return list(values)
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    device: str = "cpu"
 
 
 class Trainer:
     def __init__(self, config: TrainingConfig, job: JobDir, log: Callable[[str], None] = print):
         self.config, self.job, self.log = config, job, log
         self.stop_requested = False
+        self.dist = Distributed.from_env()
+        self.resumed_tokens = 0  # tokens trained before the checkpoint a run resumed from
+        self.trained_tokens = 0
 
     def request_stop(self, *_: Any) -> None:
         self.stop_requested = True
@@ -117,6 +167,8 @@ class Trainer:
     # -- pieces ----------------------------------------------------------------------------
 
     def _batches(self, examples: list[Encoded], epoch: int) -> list[list[int]]:
+        # Every process builds the same list from the same seed and takes its share of each
+        # optimizer step, so no data needs to be sent between them.
         return length_grouped_batches(examples, self.config.batch_size, seed=self.config.seed * 1009 + epoch)
 
     def evaluate(self, model: Any, examples: list[Encoded], pad_id: int, device: str) -> Evaluation:
@@ -125,16 +177,18 @@ class Trainer:
         body, head = split_model(model)
         model.eval()  # no dropout while measuring
         total_loss, total_tokens, total_correct = 0.0, 0, 0
+        batches = length_grouped_batches(examples, self.config.batch_size, seed=0)
         with torch.no_grad(), self._autocast(device):
-            for indices in length_grouped_batches(examples, self.config.batch_size, seed=0):
+            for indices in batches[self.dist.rank::self.dist.world]:
                 batch = _to(collate([examples[i] for i in indices], pad_id), device)
                 loss, tokens, correct = token_loss(body, head, batch)
                 total_loss += float(loss)
                 total_tokens += tokens
                 total_correct += correct
         model.train()
+        total_loss, total_tokens, total_correct = self.dist.sum(total_loss, total_tokens, total_correct)
         tokens = max(total_tokens, 1)
-        return Evaluation(total_loss / tokens, total_correct / tokens, total_tokens)
+        return Evaluation(total_loss / tokens, total_correct / tokens, int(total_tokens))
 
     @staticmethod
     def _autocast(device: str) -> Any:
@@ -142,7 +196,7 @@ class Trainer:
 
         import torch
 
-        if device == "cuda":
+        if device.startswith("cuda"):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -152,11 +206,20 @@ class Trainer:
         import torch
         from transformers import get_scheduler
 
-        config, job = self.config, self.job
+        config, job, dist = self.config, self.job, self.dist
         device = pick_device(config.device)
+        if dist.world > 1:
+            import torch.distributed
+
+            torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+            if device == "cuda":
+                device = f"cuda:{dist.local_rank}"
+                torch.cuda.set_device(dist.local_rank)
+            dist.device = device
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        self.log(f"loading {config.base_model} from {config.model_dir} on {device}")
+        self.log(f"loading {config.base_model} from {config.model_dir} on {device}"
+                 + (f" (process {dist.rank + 1} of {dist.world})" if dist.world > 1 else ""))
         model, tokenizer = load_model(config, device)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         train, train_stats = encode_file(tokenizer, config.training_file, config.max_seq_length)
@@ -169,15 +232,20 @@ class Trainer:
         self.log(f"{len(train)} training examples ({train_stats.truncated} truncated, "
                  f"{train_stats.dropped} without trainable tokens dropped), {len(valid)} validation")
 
-        steps_per_epoch = math.ceil(math.ceil(len(train) / config.batch_size) / config.gradient_accumulation_steps)
+        per_step = config.gradient_accumulation_steps * dist.world  # batches per optimizer step
+        steps_per_epoch = math.ceil(math.ceil(len(train) / config.batch_size) / per_step)
         total_steps = steps_per_epoch * config.epochs
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay,
-                                      fused=device == "cuda")
+                                      fused=device.startswith("cuda"))
         scheduler = get_scheduler(config.lr_scheduler, optimizer,
                                   num_warmup_steps=int(config.warmup_ratio * total_steps),
                                   num_training_steps=total_steps)
-        body, head = split_model(model)
+        forward = LabelledLM(model)
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward = DistributedDataParallel(forward, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
 
         start_epoch, step = 0, 0
         checkpoint = job.latest_checkpoint()
@@ -190,50 +258,64 @@ class Trainer:
                           "valid_perplexity": before.perplexity, "valid_mean_token_accuracy": before.accuracy})
             self.log(f"before training: validation loss {before.loss:.4f}, perplexity {before.perplexity:.2f}")
 
-        job.write_status(state="Running", total_steps=total_steps, epochs=config.epochs, step=step,
-                         epoch=start_epoch, device=device, examples=len(train))
+        self._status(state="Running", total_steps=total_steps, epochs=config.epochs, step=step,
+                     epoch=start_epoch, device=device, examples=len(train), processes=dist.world)
+        if self.stop_requested:  # asked to stop while loading: do not start
+            raise Canceled()
         started = time.monotonic()
         trained_tokens = 0
         for epoch in range(start_epoch, config.epochs):
             model.train()
             batches = self._batches(train, epoch)
             epoch_loss, epoch_tokens, epoch_correct = 0.0, 0, 0
-            for first in range(0, len(batches), config.gradient_accumulation_steps):
-                if self.stop_requested:
-                    raise Canceled()
-                group = batches[first:first + config.gradient_accumulation_steps]
-                micro = [_to(collate([train[i] for i in indices], pad_id), device) for indices in group]
-                label_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+            for first in range(0, len(batches), per_step):
+                if self.dist.sum(float(self.stop_requested))[0]:
+                    raise Canceled()  # decided together, so no process waits for another
+                group = batches[first:first + per_step]
+                label_tokens = sum(train[i].trained_tokens for indices in group for i in indices)
+                mine = [part for indices in group[dist.rank::dist.world]
+                        for part in token_budget(indices, train, config.max_tokens_per_pass)]
                 step_started = time.monotonic()
                 step_loss, step_correct, step_tokens = 0.0, 0, 0
-                for batch in micro:
-                    with self._autocast(device):
-                        loss, tokens, correct = token_loss(body, head, batch)
-                    (loss / label_tokens).backward()
-                    step_loss += float(loss)
+                for n, indices in enumerate(mine):
+                    batch = _to(collate([train[i] for i in indices], pad_id), device)
+                    sync = n == len(mine) - 1 or dist.world == 1
+                    with self._autocast(device), (contextlib.nullcontext() if sync else forward.no_sync()):
+                        loss, tokens, correct = forward(**batch)
+                        # DDP averages gradients over processes; scaling by the world size
+                        # makes the step's gradient the mean over all its label tokens.
+                        (loss * dist.world / max(label_tokens, 1)).backward()
+                    step_loss += float(loss.detach())
                     step_correct += correct
                     step_tokens += int(batch["attention_mask"].sum())
+                if not mine and dist.world > 1:  # fewer batches than processes: join with zeros
+                    dummy = _to(collate([train[group[0][0]]], pad_id), device)
+                    with self._autocast(device):
+                        loss, _, _ = forward(**dummy)
+                    (loss * 0.0).backward()
                 norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                step_loss, step_correct, step_tokens = self.dist.sum(step_loss, step_correct, step_tokens)
                 elapsed = time.monotonic() - step_started
-                trained_tokens += step_tokens
+                trained_tokens += int(step_tokens)
+                self.trained_tokens = self.resumed_tokens + trained_tokens
                 epoch_loss += step_loss
                 epoch_tokens += label_tokens
-                epoch_correct += step_correct
+                epoch_correct += int(step_correct)
                 rate = trained_tokens / max(time.monotonic() - started, 1e-9)
                 remaining = (total_steps - step) * (time.monotonic() - started) / max(
                     step - start_epoch * steps_per_epoch, 1)
-                self._record({"type": "step", "step": step, "epoch": epoch + (first + len(group)) / len(batches),
-                              "train_loss": step_loss / label_tokens,
-                              "train_mean_token_accuracy": step_correct / label_tokens,
+                self._record({"type": "step", "step": step, "epoch": epoch + min(1.0, (first + per_step) / len(batches)),
+                              "train_loss": step_loss / max(label_tokens, 1),
+                              "train_mean_token_accuracy": step_correct / max(label_tokens, 1),
                               "learning_rate": scheduler.get_last_lr()[0], "grad_norm": float(norm),
-                              "tokens": step_tokens, "tokens_per_second": step_tokens / max(elapsed, 1e-9),
+                              "tokens": int(step_tokens), "tokens_per_second": step_tokens / max(elapsed, 1e-9),
                               "elapsed": time.monotonic() - started})
-                job.write_status(state="Running", step=step, epoch=epoch + 1, loss=step_loss / label_tokens,
-                                 tokens_per_second=rate, eta_seconds=remaining)
+                self._status(state="Running", step=step, epoch=epoch + 1, loss=step_loss / max(label_tokens, 1),
+                             tokens_per_second=rate, eta_seconds=remaining)
             evaluation = self.evaluate(model, valid, pad_id, device) if valid else None
             summary = {"type": "epoch", "step": step, "epoch": epoch + 1,
                        "train_loss": epoch_loss / max(epoch_tokens, 1),
@@ -242,16 +324,28 @@ class Trainer:
                 summary.update(valid_loss=evaluation.loss, valid_perplexity=evaluation.perplexity,
                                valid_mean_token_accuracy=evaluation.accuracy)
             self._record(summary)
-            self.log(f"epoch {epoch + 1}/{config.epochs}: train loss {summary['train_loss']:.4f}" + (
-                f", validation loss {evaluation.loss:.4f} (perplexity {evaluation.perplexity:.2f}, "
-                f"token accuracy {evaluation.accuracy:.3f})" if evaluation else ""))
+            if dist.main:
+                self.log(f"epoch {epoch + 1}/{config.epochs}: train loss {summary['train_loss']:.4f}" + (
+                    f", validation loss {evaluation.loss:.4f} (perplexity {evaluation.perplexity:.2f}, "
+                    f"token accuracy {evaluation.accuracy:.3f})" if evaluation else ""))
             self._checkpoint(epoch + 1, step, model, optimizer, scheduler)
         self._save_final(model, tokenizer)
-        return {"steps": step, "tokens": trained_tokens}
+        if dist.world > 1:
+            import torch.distributed
+
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+        return {"steps": step, "tokens": self.resumed_tokens + trained_tokens}
+
+    def _status(self, **changes: Any) -> None:
+        if self.dist.main:
+            self.job.write_status(**changes)
 
     # -- metrics, checkpoints, outputs ----------------------------------------------------
 
     def _record(self, row: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with open(self.job.metrics, "a") as out:
             out.write(json.dumps(row) + "\n")
         if row["type"] in ("step", "epoch", "eval"):
@@ -265,12 +359,16 @@ class Trainer:
     def _checkpoint(self, epoch: int, step: int, model: Any, optimizer: Any, scheduler: Any) -> None:
         import torch
 
+        if not self.dist.main:
+            self._barrier()
+            return
         final = self.job.checkpoints / f"epoch-{epoch}"
         staging = self.job.checkpoints / f".epoch-{epoch}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         model.save_pretrained(staging / "adapter" if self.config.lora else staging / "model")
-        torch.save({"epoch": epoch, "step": step, "optimizer": optimizer.state_dict(),
+        torch.save({"epoch": epoch, "step": step, "tokens": self.trained_tokens,
+                    "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                     "python_rng": random.getstate()}, staging / "trainer_state.pt")
         (staging / CHECKPOINT_DONE).write_text(json.dumps({"epoch": epoch, "step": step}))
@@ -278,6 +376,13 @@ class Trainer:
         os.replace(staging, final)
         self.job.prune_checkpoints(self.config.keep_checkpoints)
         self.log(f"checkpoint {final.name} saved")
+        self._barrier()
+
+    def _barrier(self) -> None:
+        if self.dist.world > 1:
+            import torch.distributed
+
+            torch.distributed.barrier()
 
     def _resume(self, checkpoint: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, int]:
         import torch
@@ -294,13 +399,33 @@ class Trainer:
             for file in sorted((checkpoint / "model").glob("*.safetensors")):
                 model.load_state_dict(load_file(str(file)), strict=False)
         saved = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+        if self.dist.main:
+            self._forget_after(saved["step"])
+        self.resumed_tokens = saved.get("tokens", 0)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["torch_rng"])
         random.setstate(saved["python_rng"])
         return saved["epoch"], saved["step"]
 
+    def _forget_after(self, step: int) -> None:
+        """Drop metric rows of steps after the checkpoint: they are trained again."""
+        kept = [row for row in self.job.read_metrics() if row.get("step", 0) <= step]
+        temporary = self.job.metrics.with_suffix(".tmp")
+        temporary.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        os.replace(temporary, self.job.metrics)
+        if self.job.results.exists():
+            with open(self.job.results, newline="") as source:
+                rows = [r for r in csv.DictReader(source) if int(float(r["step"] or 0)) <= step]
+            with open(temporary, "w", newline="") as out:
+                writer = csv.DictWriter(out, RESULTS_COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(temporary, self.job.results)
+
     def _save_final(self, model: Any, tokenizer: Any) -> None:
+        if not self.dist.main:
+            return
         target = self.job.model
         staging = self.job.path / ".model.partial"
         shutil.rmtree(staging, ignore_errors=True)
@@ -316,6 +441,23 @@ class Trainer:
             tokenizer.save_pretrained(staging)
             shutil.rmtree(self.job.merged, ignore_errors=True)
             os.replace(staging, self.job.merged)
+
+
+def token_budget(indices: list[int], examples: list[Encoded], budget: int) -> list[list[int]]:
+    """Split a batch into passes of at most `budget` padded tokens (at least one example each).
+
+    Activation memory grows with the padded tokens of a forward pass; a long batch done as
+    several passes within the same optimizer step gives the same gradient (the loss is
+    normalised by the step's label tokens) with a fraction of the memory.
+    """
+    ordered = sorted(indices, key=lambda i: -examples[i].length)
+    passes: list[list[int]] = []
+    for index in ordered:
+        if passes and (len(passes[-1]) + 1) * examples[passes[-1][0]].length <= budget:
+            passes[-1].append(index)
+        else:
+            passes.append([index])
+    return passes
 
 
 def _to(batch: dict[str, Any], device: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -99,7 +98,7 @@ class FineTuneJobHandler(LocalHandler):
     # -- create / update -----------------------------------------------------------------
 
     def create(self, target: Target, progress: Progress) -> Observed:
-        from foundryctl.training.config import TrainingConfig
+        from foundryctl.training.config import TrainingConfig, gpu_count
 
         a = target.attributes
         workspace = self._workspace(a)
@@ -128,8 +127,10 @@ class FineTuneJobHandler(LocalHandler):
             lora_dropout=hp["lora_dropout"],
             target_modules=hp["target_modules"] or (list(entry.lora_target_modules) if entry else DEFAULT_TARGETS),
             max_seq_length=hp["max_seq_length"] or min(context, MAX_DEFAULT_SEQUENCE),
-            gradient_accumulation_steps=hp["gradient_accumulation_steps"], warmup_ratio=hp["warmup_ratio"],
-            lr_scheduler=hp["lr_scheduler"], weight_decay=hp["weight_decay"], merge_weights=hp["merge_weights"])
+            gradient_accumulation_steps=hp["gradient_accumulation_steps"],
+            max_tokens_per_pass=hp.get("max_tokens_per_pass", 1024), warmup_ratio=hp["warmup_ratio"],
+            lr_scheduler=hp["lr_scheduler"], weight_decay=hp["weight_decay"], merge_weights=hp["merge_weights"],
+            processes=max(1, gpu_count()))
         if not directory.config.exists():
             config.save(directory.config)
         stored = {k: v for k, v in a.items() if k != "status"}
@@ -193,14 +194,19 @@ class FineTuneJobHandler(LocalHandler):
             raise BackendError("ModelNotAvailable", exc.message, hint=exc.hint) from None
 
     def _launch(self, directory: JobDir, progress: Progress) -> None:
+        from foundryctl.training.config import TrainingConfig, launch_command
+
+        config = TrainingConfig.load(directory.config)
         with open(directory.log, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "foundryctl.training.run", str(directory.path)],
+                launch_command(directory.path, config.processes),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=directory.path, start_new_session=True)  # outlives apply; Ctrl-C stays with apply
         directory.write_status(state="Queued", pid=process.pid, pid_start=process_start_time(process.pid),
                                error=None)
-        progress(f"training started (pid {process.pid}, log {directory.log})")
+        progress(f"training started (pid {process.pid}"
+                 + (f", {config.processes} GPU processes under torchrun" if config.processes > 1 else "")
+                 + f", log {directory.log})")
 
     def _drive(self, job: ArmResource, directory: JobDir, progress: Progress) -> Observed:
         """Wait for the run (unless apply said not to) and register its model."""
@@ -230,7 +236,9 @@ class FineTuneJobHandler(LocalHandler):
             now = time.monotonic()
             if now - last >= PROGRESS_EVERY:
                 last = now
-                progress(_progress_line(directory.read_status()))
+                status = directory.read_status()
+                progress(_progress_line(status), completed=status.get("step") or 0,
+                         total=status.get("total_steps"))
             time.sleep(0.5)
 
     def _register_model(self, job: ArmResource, directory: JobDir) -> ArmResource:
