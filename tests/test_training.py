@@ -453,3 +453,37 @@ def test_steps_trained_after_the_last_checkpoint_are_recorded_once(tmp_path: Pat
     with open(job.results, newline="") as handle:
         steps = [row["step"] for row in csv.DictReader(handle) if row["train_loss"] and not row["valid_loss"]]
     assert steps == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_merged_weights_load_as_a_plain_model(tmp_path: Path, model_dir: Path) -> None:
+    """merge_weights writes base + adapter as an ordinary checkpoint that gives the same
+    logits as the base model with the adapter applied."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from foundryctl.training.loop import Trainer
+
+    config = make_config(tmp_path, model_dir, epochs=1, merge_weights=True)
+    job = new_job(tmp_path, config)
+    Trainer(config, job, log=lambda message: None).run()
+    assert (job.merged / "model.safetensors").exists() and (job.merged / "tokenizer.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(str(job.merged))
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(model_dir)), str(job.model))
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, adapted(ids).logits, rtol=1e-4, atol=2e-3)
+
+
+def test_models_that_are_not_on_the_machine_say_how_to_get_them(tmp_path: Path) -> None:
+    """Nothing is downloaded: an hf: id outside the local cache and a path: without a model
+    give an error that says what to do."""
+    from foundryctl.models import parse_base_model
+    from foundryctl.models.files import ModelNotAvailable, find_model
+
+    with pytest.raises(ModelNotAvailable) as missing:
+        find_model(parse_base_model("hf:nobody-here/no-such-model"))
+    assert "not on this machine" in missing.value.message
+    assert "huggingface-cli download nobody-here/no-such-model" in missing.value.hint
+    with pytest.raises(ModelNotAvailable, match="no config.json"):
+        find_model(parse_base_model(f"path:{tmp_path}"))
