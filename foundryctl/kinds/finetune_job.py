@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from foundryctl.errors import Diagnostic
 from foundryctl.kinds.base import Kind, Ref, Spec
+from foundryctl.kinds.project import inside_project
 
 if TYPE_CHECKING:
     from foundryctl.manifest.model import Manifest, ResourceDecl
@@ -96,9 +97,7 @@ class FineTuneJob(Kind):
 
     @classmethod
     def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
-        project = manifest.resources.get(f"Project.{decl.spec.project}")  # type: ignore[attr-defined]
-        hub = [f"Hub.{project.spec.hub}"] if project else []  # type: ignore[attr-defined]
-        return hub + [f"Project.{decl.spec.project}"]  # type: ignore[attr-defined]
+        return inside_project(decl.spec.project, manifest)  # type: ignore[attr-defined]
 
     @classmethod
     def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:

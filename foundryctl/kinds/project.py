@@ -22,6 +22,12 @@ class ProjectSpec(Spec):
     tags: Tags
 
 
+def inside_project(project: str, manifest: Manifest) -> list[str]:
+    """The scope chain of something inside `project`: its hub (when declared), then it."""
+    decl = manifest.resources.get(f"Project.{project}")
+    return ([f"Hub.{decl.spec.hub}"] if decl else []) + [f"Project.{project}"]  # type: ignore[attr-defined]
+
+
 class Project(Kind):
     name = "Project"
     spec = ProjectSpec

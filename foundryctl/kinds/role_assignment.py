@@ -16,6 +16,7 @@ from pydantic import (
 
 from foundryctl import catalog
 from foundryctl.kinds.base import Kind, Ref, Spec
+from foundryctl.kinds.project import inside_project
 from foundryctl.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -95,8 +96,7 @@ class RoleAssignment(Kind):
     def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
         scope: Scope = decl.spec.scope  # type: ignore[attr-defined]
         if scope.project is not None:
-            project = manifest.resources.get(f"Project.{scope.project}")
-            return ([f"Hub.{project.spec.hub}"] if project else []) + [f"Project.{scope.project}"]  # type: ignore[attr-defined]
+            return inside_project(scope.project, manifest)
         if scope.hub is not None:
             return [f"Hub.{scope.hub}"]
         return []
