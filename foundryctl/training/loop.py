@@ -102,24 +102,22 @@ def token_loss(body: Any, head: Any, batch: dict[str, Any]) -> tuple[Any, int, i
     return loss, int(where.sum()), int(correct)
 
 
-class LabelledLM:
+def labelled_lm(model: Any) -> Any:
     """The model as one module whose forward is `token_loss`, so DistributedDataParallel
     (which needs the forward to go through the module it wraps) can wrap it."""
+    import torch
 
-    def __new__(cls, model: Any) -> Any:
-        import torch
+    class LabelledLM(torch.nn.Module):
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
 
-        class _LabelledLM(torch.nn.Module):
-            def __init__(self, inner: Any):
-                super().__init__()
-                self.inner = inner
+        def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, int, int]:
+            body, head = split_model(self.inner)
+            return token_loss(body, head, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                           "labels": labels})
 
-            def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, int, int]:
-                body, head = split_model(self.inner)
-                return token_loss(body, head, {"input_ids": input_ids, "attention_mask": attention_mask,
-                                               "labels": labels})
-
-        return _LabelledLM(model)
+    return LabelledLM(model)
 
 
 @dataclass
@@ -241,7 +239,7 @@ class Trainer:
         scheduler = get_scheduler(config.lr_scheduler, optimizer,
                                   num_warmup_steps=int(config.warmup_ratio * total_steps),
                                   num_training_steps=total_steps)
-        forward = LabelledLM(model)
+        forward = labelled_lm(model)
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
