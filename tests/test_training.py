@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import signal
 from pathlib import Path
@@ -473,6 +474,33 @@ def test_merged_weights_load_as_a_plain_model(tmp_path: Path, model_dir: Path) -
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, adapted(ids).logits, rtol=1e-4, atol=2e-3)
+
+
+def test_the_bf16_path_trains_a_fp32_adapter_on_a_bf16_base(tmp_path: Path, model_dir: Path) -> None:
+    """The mixed-precision path CUDA takes by default (bf16 base under autocast, fp32 adapter),
+    forced on the CPU: it learns, and what it saves is a fp32 adapter."""
+    from safetensors.torch import load_file
+
+    from foundryctl.training.loop import Trainer
+
+    config = make_config(tmp_path, model_dir, epochs=2, precision="bf16")
+    job = new_job(tmp_path, config)
+    Trainer(config, job, log=lambda message: None).run()
+    losses = [row["valid_loss"] for row in job.read_metrics("eval") + job.read_metrics("epoch")]
+    assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < losses[0]
+    adapter = load_file(str(job.model / "adapter_model.safetensors"))
+    assert adapter and {str(t.dtype) for t in adapter.values()} == {"torch.float32"}
+
+
+def test_an_unknown_precision_is_refused(tmp_path: Path, model_dir: Path) -> None:
+    from foundryctl.training.loop import uses_bf16
+
+    with pytest.raises(ValueError, match="precision must be"):
+        uses_bf16(make_config(tmp_path, model_dir, precision="fp8"), "cpu")
+    assert uses_bf16(make_config(tmp_path, model_dir, device="cuda"), "cuda")
+    assert not uses_bf16(make_config(tmp_path, model_dir, lora=False), "cuda")
+    assert not uses_bf16(make_config(tmp_path, model_dir), "cpu")
 
 
 def test_models_that_are_not_on_the_machine_say_how_to_get_them(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ class TrainingConfig:
     merge_weights: bool = False  # also write base + adapter merged into plain weights
     keep_checkpoints: int = 3
     device: str = "auto"  # auto, cpu, cuda
+    precision: str = "auto"  # auto (bf16 for LoRA on CUDA, else fp32), bf16, fp32
     processes: int = 1  # >1: started under torchrun, one process per GPU
 
     def save(self, path: Path) -> None:

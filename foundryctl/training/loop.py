@@ -7,7 +7,7 @@ Written for speed on small models and CPUs as much as GPUs:
   model's compute;
 - the loss is the mean over all label tokens of an optimizer step, however they are split
   into micro-batches (gradient accumulation weights each token alike);
-- bf16 autocast on CUDA, fp32 on the CPU; one forward and one backward per micro-batch.
+- bf16 autocast on CUDA (LoRA), fp32 on the CPU (`precision` overrides); one forward and one backward per micro-batch.
 """
 
 from __future__ import annotations
@@ -57,14 +57,24 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def uses_bf16(config: TrainingConfig, device: str) -> bool:
+    """Whether the run computes in bf16: by default LoRA on CUDA does; `precision` overrides
+    (bf16 on the CPU is slower but exercises the same numerics)."""
+    if config.precision == "auto":
+        return device.startswith("cuda") and config.lora
+    if config.precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {config.precision!r}")
+    return config.precision == "bf16"
+
+
 def load_model(config: TrainingConfig, device: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.model_dir)
-    # LoRA on CUDA: the frozen base in bf16, the adapter in fp32 under bf16 autocast. A full
-    # fine-tune keeps fp32 weights (AdamW on bf16 weights loses small updates).
-    dtype = torch.bfloat16 if device == "cuda" and config.lora else torch.float32
+    # bf16 LoRA: the frozen base in bf16, the adapter in fp32 under bf16 autocast. A full
+    # fine-tune keeps fp32 weights (AdamW on bf16 weights loses small updates) and autocasts.
+    dtype = torch.bfloat16 if uses_bf16(config, device) and config.lora else torch.float32
     model = AutoModelForCausalLM.from_pretrained(config.model_dir, dtype=dtype)
     model.config.use_cache = False
     if config.lora:
@@ -188,14 +198,13 @@ class Trainer:
         tokens = max(total_tokens, 1)
         return Evaluation(total_loss / tokens, total_correct / tokens, int(total_tokens))
 
-    @staticmethod
-    def _autocast(device: str) -> Any:
+    def _autocast(self, device: str) -> Any:
         import contextlib
 
         import torch
 
-        if device.startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if uses_bf16(self.config, device):
+            return torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # -- the run ---------------------------------------------------------------------------
