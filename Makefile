@@ -33,6 +33,8 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_datasets.py
+	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_content_filter.py
 
 clean:
 	rm -rf $(VENV) manifests/.foundryctl

@@ -63,6 +63,11 @@ class Handler(ABC):
     def read_many(self, targets: list[Target]) -> list[Observed | None]:
         return [self.read(t) for t in targets]
 
+    def users(self, target: Target, observed: Observed) -> list[str]:
+        """Backend ids of objects that use this one and keep it from being deleted (the
+        endpoints serving a job's model). The plan refuses deletes they would break."""
+        return []
+
     @abstractmethod
     def create(self, target: Target, progress: Progress) -> Observed: ...
 

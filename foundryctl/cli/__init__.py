@@ -21,6 +21,8 @@ COMMANDS = {
     "graph": ("graph", "graph", "Print the dependency graph (DOT or Mermaid)."),
     "data": ("data", "data", "Validate chat-completion datasets (data validate FILE)."),
     "jobs": ("jobs", "jobs", "Fine-tune jobs: list, show, logs, metrics."),
+    "deployments": ("deployments", "deployments", "Deployments: list, show, keys, regenerate-key, logs."),
+    "chat": ("chat", "chat", "Ask a deployment a question (or chat interactively)."),
     "force-unlock": ("state", "force_unlock", "Release a state lock whose holder cannot."),
 }
 

@@ -143,8 +143,26 @@ def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str, wait: boo
         out.print("No changes. Nothing to apply.")
         return
     _summarise(result, title)
+    _show_endpoints(stack, plan)
     if not result.ok:
         sys.exit(1 if result.failures else 130)
+
+
+def _show_endpoints(stack: Stack, plan: Plan) -> None:
+    """Where the deployments this apply touched answer, and what they said to a sample question."""
+    from foundryctl.plan.model import Action
+
+    touched = {c.address for c in plan.changes if c.kind == "Deployment"
+               and c.action in (Action.CREATE, Action.UPDATE, Action.REPLACE)}
+    records = [r for r in stack.state.records() if r.address in touched and r.outputs.get("endpoint")]
+    out = console()
+    for record in records:
+        out.print(f"\n[bold]{record.address}[/] serves at {record.outputs['endpoint']} "
+                  f"(keys: foundryctl deployments keys {record.name})")
+        sample = record.outputs.get("sample")
+        if sample:
+            out.print(f"  Q: {sample['prompt']}", markup=False)
+            out.print(f"  A: {sample['answer']}", markup=False)
 
 
 class _Bars:

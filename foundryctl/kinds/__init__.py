@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from foundryctl.kinds.base import META_FIELDS, Kind, Ref, Reference, Spec, parse_address
 from foundryctl.kinds.dataset import Dataset
+from foundryctl.kinds.deployment import Deployment
 from foundryctl.kinds.finetune_job import FineTuneJob
 from foundryctl.kinds.hub import Hub
 from foundryctl.kinds.project import Project
@@ -18,7 +19,7 @@ def register(kind: type[Kind]) -> type[Kind]:
     return kind
 
 
-for _kind in (ProviderRegistration, Hub, Project, RoleAssignment, Dataset, FineTuneJob):
+for _kind in (ProviderRegistration, Hub, Project, RoleAssignment, Dataset, FineTuneJob, Deployment):
     register(_kind)
 
 

@@ -142,6 +142,16 @@ class FineTuneJob(Kind):
         return out
 
 
+def training_run(attributes: dict[str, Any]) -> str:
+    """A short digest of what a job trains: its replacement (a new run) has another one, which
+    names its backend object and tells deployments that the model they follow has changed."""
+    import hashlib
+    import json
+
+    identity = {k: attributes.get(k) for k in sorted(FineTuneJob.force_new)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def _dataset_attributes(decl: ResourceDecl, name: str) -> dict[str, Any]:
     from foundryctl.kinds.dataset import Dataset
 

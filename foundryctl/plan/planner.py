@@ -126,6 +126,7 @@ class _Planner:
             changes = self._destroy(scope, observed)
         drift, repairs = self._reconcile(scope, observed, changes)
         self._check_protected(changes)
+        self._check_in_use(changes, observed)
         return Plan(
             mode=self.options.mode, changes=changes, drift=drift, repairs=repairs,
             lineage=self.state.lineage, serial=self.state.serial, backend=self.backend.describe(),
@@ -269,6 +270,49 @@ class _Planner:
         order = [a for a in reversed(self.graph.topological_order()) if a in scope]
         return [self._delete_change(self.records[a], observed.get(a), "destroy")
                 for a in order if a in self.records and observed.get(a) is not None]
+
+    def _check_in_use(self, changes: list[ResourceChange], observed: dict[str, Observed | None]) -> None:
+        """Refuse deleting what something still uses (a model an endpoint serves), unless the
+        plan also deletes that user or moves it to something else (its `model` changes)."""
+        by_id = {r.backend_id.lower(): a for a, r in self.records.items() if r.backend_id}
+        planned = {c.address: c for c in changes}
+
+        def moves_away(address: str | None) -> bool:
+            change = planned.get(address or "")
+            if change is None:
+                return False
+            if change.action in (Action.DELETE, Action.REPLACE):
+                return True
+            return change.action is Action.UPDATE and any(
+                c.path and c.path[0] == "model" for c in change.attribute_changes)
+
+        errors = []
+        for change in changes:
+            if change.action not in (Action.DELETE, Action.REPLACE) or change.kind not in KINDS:
+                continue
+            seen = observed.get(change.address)
+            if seen is None:
+                continue
+            target = Target(change.address, change.kind, change.name, seen.attributes, seen.id)
+            users = [u for u in self.backend.handler(change.kind).users(target, seen)
+                     if not moves_away(by_id.get(u.lower()))]
+            if not users:
+                continue
+            named = [by_id.get(u.lower()) or f"{u} (not managed by this state)" for u in users]
+            decl = self.desired.get(change.address)
+            verb = "destroyed" if change.action is Action.DELETE else "replaced"
+            deployments = [n for n in named if n.startswith("Deployment.")]
+            errors.append(Diagnostic.error(
+                f"{change.address} cannot be {verb}: its model is served by {', '.join(named)}. A model "
+                "with an active deployment cannot be deleted until the deployment is gone",
+                decl.position if decl else None, change.address, code="in-use",
+                hint=(f"destroy the deployment as well (foundryctl destroy --target {deployments[0]}), "
+                      "or point it at another model first" if deployments else
+                      "delete or move those endpoints first") +
+                     ("; a deployment with `model: {job: NAME}` follows a replaced job by itself"
+                      if change.action is Action.REPLACE else "")))
+        if errors:
+            raise PlanError(f"{len(errors)} resource(s) are still in use", diagnostics=errors)
 
     def _check_protected(self, changes: list[ResourceChange]) -> None:
         errors = []

@@ -10,6 +10,7 @@ DATA_VERSIONS = f"{WORKSPACES}/data/versions"
 JOBS = f"{WORKSPACES}/jobs"
 MODELS = f"{WORKSPACES}/models"
 MODEL_VERSIONS = f"{WORKSPACES}/models/versions"
+ENDPOINTS = f"{WORKSPACES}/serverlessEndpoints"
 
 
 def subscription_id(sub: str) -> str:
@@ -38,6 +39,10 @@ def job_id(workspace: str, name: str) -> str:
 
 def model_id(workspace: str, name: str) -> str:
     return f"{workspace}/models/{name}"
+
+
+def endpoint_id(workspace: str, name: str) -> str:
+    return f"{workspace}/serverlessEndpoints/{name}"
 
 
 def workspace_of(resource_id: str) -> str | None:

@@ -579,6 +579,33 @@ class LocalCloud:
                 db.execute("DELETE FROM resources WHERE id = ?", (container_id,))
         return deleted
 
+    # -- serverless endpoints (deployments) -------------------------------------------------
+
+    def endpoint_directory(self, workspace_id: str, name: str) -> Path:
+        return self.directory / "endpoints" / self._workspace(workspace_id).properties["workspaceId"] / name
+
+    def put_endpoint(self, workspace_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """Create the endpoint, or replace its properties (Azure's PUT)."""
+        workspace = self._workspace(workspace_id)
+        resource_id = arm.endpoint_id(workspace.id, name)
+        with self._request(), self._write() as db:
+            stamp = now_iso()
+            resource = self._get_locked(db, resource_id)
+            if resource is None:
+                resource = ArmResource(resource_id, arm.ENDPOINTS, name, None, workspace.location, workspace.id,
+                                       properties, {}, _etag(), "Succeeded", stamp, stamp, current_user())
+                self._insert(db, resource)
+            else:
+                resource.properties = properties
+                self._save(db, resource)
+        return resource
+
+    def delete_endpoint(self, endpoint_id: str) -> bool:
+        with self._request(), self._write() as db:
+            db.execute("DELETE FROM refs WHERE source_id = ?", (endpoint_id,))
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (endpoint_id, arm.ENDPOINTS)).rowcount > 0
+
     def add_reference(self, source_id: str, target_id: str) -> None:
         """Record that `source_id` (a job, a model) uses `target_id` (a data version)."""
         with self._write() as db:

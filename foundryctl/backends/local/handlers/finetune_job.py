@@ -9,14 +9,11 @@ reads as Interrupted, and the next apply resumes it from its last checkpoint.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
 import time
 from typing import Any
-
 
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local import arm
@@ -24,7 +21,7 @@ from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
-from foundryctl.kinds.finetune_job import FineTuneJob
+from foundryctl.kinds.finetune_job import training_run
 from foundryctl.training.jobdir import (
     CANCELED,
     COMPLETED,
@@ -53,9 +50,7 @@ class FineTuneJobHandler(LocalHandler):
     def identify(self, target: Target) -> str:
         # What the job trains is part of its name, so a replacement (created before the old
         # job is destroyed) is a different object.
-        identity = {k: target.attributes.get(k) for k in sorted(FineTuneJob.force_new)}
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
-        return arm.job_id(self._workspace(target.attributes), f"{target.name}-{digest}")
+        return arm.job_id(self._workspace(target.attributes), f"{target.name}-{training_run(target.attributes)}")
 
     # -- read ----------------------------------------------------------------------------
 
@@ -64,6 +59,10 @@ class FineTuneJobHandler(LocalHandler):
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
         return self._observe(self.cloud.get(backend_id))
+
+    def users(self, target: Target, observed: Observed) -> list[str]:
+        model = (observed.outputs.get("model") or {}).get("id")
+        return [u for u in self.cloud.referenced_by(model) if f"/{arm.ENDPOINTS.split('/')[-1]}/" in u] if model else []
 
     def _observe(self, job: ArmResource | None) -> Observed | None:
         if job is None or job.type != arm.JOBS:
@@ -183,7 +182,11 @@ class FineTuneJobHandler(LocalHandler):
 
     def _base_model(self, written: str, progress: Progress):
         from foundryctl.models import parse_base_model
-        from foundryctl.models.files import ModelNotAvailable, find_model, model_cache_dir
+        from foundryctl.models.files import (
+            ModelNotAvailable,
+            find_model,
+            model_cache_dir,
+        )
 
         ref = parse_base_model(written, self.backend.root)
         if ref.source == "catalog" and not (model_cache_dir(ref) / "config.json").exists():

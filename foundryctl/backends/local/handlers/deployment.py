@@ -1,0 +1,389 @@
+"""Deployment on the local backend: a serverless endpoint emulated by a server process.
+
+Create resolves the model (a FineTuneJob's output or a registered version), makes the keys,
+starts `python -m foundryctl.serving.run` detached on 127.0.0.1 and waits until it answers.
+Update changes model, filter and keys through the running server's /admin/reload (the new
+model takes traffic only once it has loaded and answered; nothing is dropped), and restarts a
+server that died or stopped answering. Delete stops the process and frees the port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.local import arm
+from foundryctl.backends.local.cloud import ArmResource
+from foundryctl.backends.local.handlers.base import LocalHandler
+from foundryctl.errors import BackendError
+from foundryctl.kinds.deployment import RUNNING
+from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
+from foundryctl.training.jobdir import pid_alive, process_start_time
+
+WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/write"
+DELETE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/delete"
+START_TIMEOUT = 900.0  # loading a large model on a CPU is slow
+STOP_TIMEOUT = 40.0
+PROBE_TIMEOUT = 3.0
+SAMPLE_TOKENS = 64
+
+
+class DeploymentHandler(LocalHandler):
+    kind = "Deployment"
+
+    def _workspace(self, attributes: dict[str, Any]) -> str:
+        return arm.workspace_id(self.subscription, self.resource_group, attributes["project"])
+
+    def identify(self, target: Target) -> str:
+        return arm.endpoint_id(self._workspace(target.attributes), target.name)
+
+    def _directory(self, endpoint_id: str) -> DeploymentDir:
+        workspace = arm.workspace_of(endpoint_id) or ""
+        return DeploymentDir(self.cloud.endpoint_directory(workspace, arm.last_segment(endpoint_id)))
+
+    # -- read ----------------------------------------------------------------------------
+
+    def read(self, target: Target) -> Observed | None:
+        return self._observe(self.cloud.get(target.backend_id or self.identify(target)))
+
+    def import_(self, backend_id: str, name: str) -> Observed | None:
+        return self._observe(self.cloud.get(backend_id))
+
+    def _observe(self, endpoint: ArmResource | None) -> Observed | None:
+        if endpoint is None or endpoint.type != arm.ENDPOINTS:
+            return None
+        directory = self._directory(endpoint.id)
+        state = server_state(directory)
+        props = endpoint.properties
+        attributes = {**props.get("foundryctl", {}).get("attributes", {}), "status": state}
+        port = props.get("port")
+        outputs = {
+            "id": endpoint.id, "status": state, "endpoint": f"http://127.0.0.1:{port}/v1" if port else None,
+            "port": port, "model_id": props.get("modelId"), "content_filter": props.get("contentSafetyStatus"),
+            "directory": str(directory.path), "log": str(directory.log),
+            "keys": f"foundryctl deployments keys {endpoint.name}",
+            "sample": props.get("sample"),
+        }
+        return Observed(endpoint.id, attributes, outputs)
+
+    # -- create / update -----------------------------------------------------------------
+
+    def create(self, target: Target, progress: Progress) -> Observed:
+        a = target.attributes
+        workspace = self._workspace(a)
+        self.backend.authorize(WRITE_ACTION, workspace)
+        endpoint_id = self.identify(target)
+        directory = self._directory_for(workspace, target.name)
+        directory.ensure_secrets()
+        model, config = self._server_config(workspace, target, directory)
+        if server_state(directory) in (RUNNING, "Starting", "Unhealthy"):
+            _stop(directory, progress)  # a leftover of an interrupted apply: start clean
+        directory.write_config(config)
+        self._record(workspace, target, config, model)
+        self._start(directory, progress)
+        self._sample(endpoint_id, directory, config, model, progress)
+        return self._observed(endpoint_id)
+
+    def update(self, target: Target, before: dict[str, Any], progress: Progress) -> Observed:
+        a = target.attributes
+        endpoint = self.cloud.get(target.backend_id or self.identify(target))
+        if endpoint is None:
+            raise BackendError("ResourceNotFound", f"endpoint {target.backend_id} was not found")
+        workspace = self._workspace(a)
+        self.backend.authorize(WRITE_ACTION, workspace)
+        directory = self._directory(endpoint.id)
+        directory.ensure_secrets()
+        model, config = self._server_config(workspace, target, directory)
+        current = directory.read_config()
+        state = server_state(directory)
+        model_changed = current is None or not current.same_model(config) or current.model_id != config.model_id
+        if state == RUNNING and current is not None and current.port == config.port:
+            if current.to_dict() != config.to_dict():
+                progress(f"loading {_short(config.model_id)} beside the serving model" if model_changed
+                         else "reloading settings in place")
+                reload_server(directory, config)
+        else:
+            if state != "Stopped":
+                _stop(directory, progress)
+            progress("the endpoint was not running; starting it" if state != RUNNING
+                     else f"moving to port {config.port}")
+            directory.write_config(config)
+            self._start(directory, progress)
+        self._record(workspace, target, config, model)
+        if model_changed or state != RUNNING:
+            self._sample(endpoint.id, directory, config, model, progress)
+        return self._observed(endpoint.id)
+
+    def _directory_for(self, workspace: str, name: str) -> DeploymentDir:
+        return DeploymentDir(self.cloud.endpoint_directory(workspace, name))
+
+    def _observed(self, endpoint_id: str) -> Observed:
+        observed = self._observe(self.cloud.get(endpoint_id))
+        assert observed is not None
+        return observed
+
+    def _record(self, workspace: str, target: Target, config: ServerConfig, model: ArmResource) -> None:
+        """The endpoint in the control plane, and its use of the model (which keeps the model
+        from being deleted while it is served)."""
+        existing = self.cloud.get(arm.endpoint_id(workspace, target.name))
+        sample = existing.properties.get("sample") if existing else None
+        endpoint = self.cloud.put_endpoint(workspace, target.name, {
+            "modelId": model.id, "port": config.port, "authMode": "Key",
+            "contentSafetyStatus": "Enabled" if config.content_filter.get("enabled", True) else "Disabled",
+            "deploymentDir": str(self._directory_for(workspace, target.name).path),
+            "foundryctl": {"attributes": {k: v for k, v in target.attributes.items() if k != "status"}},
+            **({"sample": sample} if sample and sample.get("model") == model.id else {})})
+        self.cloud.remove_references(endpoint.id)
+        self.cloud.add_reference(endpoint.id, model.id)
+
+    def _server_config(self, workspace: str, target: Target, directory: DeploymentDir
+                       ) -> tuple[ArmResource, ServerConfig]:
+        a = target.attributes
+        model = self._model(workspace, a["model"])
+        props = model.properties
+        merged = props.get("mergedPath")
+        if merged and os.path.isdir(merged):
+            model_dir, adapter = merged, None
+        else:
+            model_dir, adapter = self._base_model_dir(props.get("lineage", {}).get("baseModel")), props.get("path")
+            if not adapter or not os.path.isdir(adapter):
+                raise BackendError("ModelFilesMissing", f"the files of model {_short(model.id)} are gone ({adapter})",
+                                   hint="retrain it: apply replaces the FineTuneJob when its job directory is lost")
+        serving = a.get("serving") or {}
+        current = directory.read_config()
+        port = serving.get("port") or (current.port if current else None) or _free_port()
+        return model, ServerConfig(
+            deployment=target.name, model_dir=model_dir, adapter_dir=adapter, model_id=model.id, port=port,
+            content_filter=a.get("content_filter") or {}, max_batch_size=serving.get("max_batch_size", 16),
+            device=serving.get("device", "auto"))
+
+    def _model(self, workspace: str, source: dict[str, Any]) -> ArmResource:
+        if source.get("job"):
+            job_id = arm.job_id(workspace, f"{source['job']}-{source.get('run')}")
+            job = self.cloud.get(job_id)
+            if job is None:
+                raise BackendError("ModelNotFound", f"FineTuneJob {source['job']!r} has no run {source.get('run')} "
+                                   "in the project", hint="apply the FineTuneJob first")
+            model_id = job.properties.get("outputModelId")
+            if not model_id:
+                raise BackendError(
+                    "ModelNotReady", f"FineTuneJob {source['job']!r} has not finished training, so it has no "
+                    "model to deploy yet", hint=f"follow it with `foundryctl jobs logs {source['job']} --follow` "
+                    "and apply again once it is Completed (apply without --no-wait waits for it)")
+        else:
+            model_id = f"{arm.model_id(workspace, source['name'])}/versions/{source['version']}"
+        model = self.cloud.get(model_id)
+        if model is None:
+            raise BackendError("ModelNotFound", f"model {_short(model_id)} is not registered in the project",
+                               hint="deploy a FineTuneJob's model with `model: {job: NAME}`")
+        return model
+
+    def _base_model_dir(self, written: str | None) -> str:
+        from foundryctl.models import parse_base_model
+        from foundryctl.models.files import ModelNotAvailable, find_model
+
+        if not written:
+            raise BackendError("ModelFilesMissing", "the model records no base model to load its adapter onto")
+        try:
+            return str(find_model(parse_base_model(written, self.backend.root)))
+        except ModelNotAvailable as exc:
+            raise BackendError("ModelNotAvailable", exc.message, hint=exc.hint) from None
+
+    # -- the process -----------------------------------------------------------------------
+
+    def _start(self, directory: DeploymentDir, progress: Progress) -> None:
+        config = directory.read_config()
+        assert config is not None
+        if not _port_free(config.port):
+            raise BackendError("PortInUse", f"127.0.0.1:{config.port} is used by another process",
+                               hint="free the port, or set another `serving.port` (or none: a free one is chosen)")
+        directory.write_status(state="Starting", error=None, pid=None)
+        with open(directory.log, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory.path,
+                start_new_session=True)  # outlives apply; Ctrl-C stays with apply
+        directory.write_status(pid=process.pid, pid_start=process_start_time(process.pid))
+        progress(f"server starting (pid {process.pid}, log {directory.log})")
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                status = directory.read_status()
+                raise BackendError("DeploymentFailed", "the server exited: "
+                                   f"{status.get('error') or 'see its log'}\n{_tail(directory.log, 6)}",
+                                   hint=f"see {directory.log}")
+            if _healthy(config.port):
+                progress(f"serving on http://127.0.0.1:{config.port}/v1")
+                return
+            time.sleep(0.25)
+        _stop(directory, progress)
+        raise BackendError("DeploymentTimeout", f"the server did not answer within {START_TIMEOUT:.0f} s",
+                           hint=f"see {directory.log}")
+
+    def _sample(self, endpoint_id: str, directory: DeploymentDir, config: ServerConfig, model: ArmResource,
+                progress: Progress) -> None:
+        """Ask the endpoint one question, the way a client would, and keep the answer for the
+        apply summary (a failure here is reported, not fatal: the endpoint is up)."""
+        question = _sample_question(self.cloud, model)
+        body = {"messages": [{"role": "user", "content": question}], "max_tokens": SAMPLE_TOKENS,
+                "temperature": 0}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{config.port}/v1/chat/completions", data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "api-key": directory.keys()["key1"]})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answer = json.loads(response.read())["choices"][0]["message"]["content"]
+        except urllib.error.HTTPError as exc:
+            answer = f"(HTTP {exc.code}: {_error_message(exc)})"
+        except (OSError, ValueError, KeyError) as exc:
+            answer = f"(no answer: {exc})"
+        sample = {"prompt": question, "answer": answer, "model": model.id}
+        self.cloud.update_properties(endpoint_id, sample=sample)
+        progress(f"sample answer: {answer[:120]!r}")
+
+    # -- delete --------------------------------------------------------------------------
+
+    def delete(self, target: Target, progress: Progress) -> None:
+        endpoint = self.cloud.get(target.backend_id or self.identify(target))
+        if endpoint is None:
+            return
+        self.backend.authorize(DELETE_ACTION, arm.workspace_of(endpoint.id) or "")
+        directory = self._directory(endpoint.id)
+        _stop(directory, progress)
+        self.cloud.delete_endpoint(endpoint.id)
+        shutil.rmtree(directory.path, ignore_errors=True)
+
+
+def reload_server(directory: DeploymentDir, config: ServerConfig | None) -> None:
+    """Hand the running server a new config (None: re-read the keys) and wait until it has
+    taken it; a model that fails to load leaves the old one serving."""
+    port = (config or directory.read_config()).port  # type: ignore[union-attr]
+    body = json.dumps(config.to_dict()).encode() if config is not None else b""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/reload", data=body, method="POST",
+        headers={"Content-Type": "application/json", "X-Foundryctl-Admin": directory.admin_token()})
+    try:
+        with urllib.request.urlopen(request, timeout=START_TIMEOUT) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise BackendError("ReloadFailed", f"the endpoint kept its previous settings: {_error_message(exc)}",
+                           hint=f"see {directory.log}") from None
+    except OSError as exc:
+        raise BackendError("ReloadFailed", f"the endpoint did not answer the reload: {exc}",
+                           hint="apply again: a server that stopped answering is restarted") from None
+
+
+def server_state(directory: DeploymentDir) -> str:
+    """Running (answering), Starting, Unhealthy (alive, not answering) or Stopped."""
+    status = directory.read_status()
+    pid = status.get("pid")
+    if not pid or not pid_alive(pid, status.get("pid_start")):
+        return "Stopped"
+    port = status.get("port")
+    if port and _healthy(port):
+        return RUNNING
+    return "Starting" if status.get("state") == "Starting" else "Unhealthy"
+
+
+def _stop(directory: DeploymentDir, progress: Progress) -> None:
+    """SIGTERM (in-flight requests finish), SIGKILL after STOP_TIMEOUT; then wait for the port."""
+    status = directory.read_status()
+    pid, started = status.get("pid"), status.get("pid_start")
+    if pid and pid_alive(pid, started):
+        progress(f"stopping the server (pid {pid})")
+        for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            deadline = time.monotonic() + wait
+            while pid_alive(pid, started) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not pid_alive(pid, started):
+                break
+    port = status.get("port")
+    deadline = time.monotonic() + 10
+    while port and not _port_free(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if directory.path.exists():
+        directory.write_status(state="Stopped", pid=None)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=PROBE_TIMEOUT) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _sample_question(cloud: Any, model: ArmResource) -> str:
+    """The first user message of the model's validation (else training) data: a question of
+    the kind the model was trained for."""
+    lineage = model.properties.get("lineage") or {}
+    for data_id in (lineage.get("validationData"), lineage.get("trainingData")):
+        data = cloud.get(data_id) if data_id else None
+        path = data.properties.get("localPath") if data else None
+        if not path:
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        messages = json.loads(line).get("messages") or []
+                    except (ValueError, AttributeError):
+                        continue
+                    question = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+                    if isinstance(question, str) and question.strip():
+                        return question.strip()
+        except OSError:
+            continue
+    return "Hello! What can you help me with?"
+
+
+def _error_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(exc.read())["error"]["message"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return str(exc)
+
+
+def _short(resource_id: str) -> str:
+    """…/models/NAME/versions/V -> NAME:V."""
+    parts = resource_id.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "versions":
+        return f"{parts[-3]}:{parts[-1]}"
+    return resource_id
+
+
+def _tail(path: Any, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,164 @@
+"""`foundryctl deployments`: the endpoints of a manifest, their keys and logs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from foundryctl.cli.common import console, handle_errors, load_stack, manifest_options
+
+
+@click.group()
+def deployments() -> None:
+    """Inspect deployments: status, endpoint, keys and logs."""
+
+
+def deployment_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """name -> (state record, DeploymentDir) for every Deployment in state."""
+    from foundryctl.serving.deploydir import DeploymentDir
+
+    with load_stack(stack_args, check_files=False) as stack:
+        records = [r for r in stack.state.records() if r.kind == "Deployment"]
+    return {r.name: (r, DeploymentDir(Path(r.outputs["directory"])) if r.outputs.get("directory") else None)
+            for r in records}
+
+
+def one_deployment(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
+    from foundryctl.errors import FoundryctlError
+    from foundryctl.suggest import did_you_mean
+
+    found = deployment_dirs(stack_args)
+    key = name.split(".", 1)[1] if name.startswith("Deployment.") else name
+    if key not in found or found[key][1] is None:
+        raise FoundryctlError(f"no deployment {name!r} in state" + (did_you_mean(key, found) or (
+            f" (deployments: {', '.join(found)})" if found else " (none applied yet)")))
+    return found[key]
+
+
+@deployments.command("list")
+@manifest_options
+@handle_errors
+def list_deployments(stack_args: dict[str, Any]) -> None:
+    """Every deployment: live status, endpoint, model, content filter."""
+    from rich.table import Table
+
+    from foundryctl.backends.local.handlers.deployment import server_state
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("DEPLOYMENT", "STATUS", "ENDPOINT", "MODEL", "CONTENT FILTER"):
+        table.add_column(column)
+    for name, (record, directory) in deployment_dirs(stack_args).items():
+        config = directory.read_config() if directory else None
+        table.add_row(name, server_state(directory) if directory else record.status.value,
+                      record.outputs.get("endpoint") or "", _model_name(record.outputs.get("model_id")),
+                      _filter_summary(config.content_filter if config else {}))
+    console().print(table)
+
+
+@deployments.command("show")
+@manifest_options
+@click.argument("name")
+@handle_errors
+def show_deployment(stack_args: dict[str, Any], name: str) -> None:
+    """One deployment: endpoint, model, filter, process and the last sample answer."""
+    from foundryctl.backends.local.handlers.deployment import server_state
+
+    record, directory = one_deployment(stack_args, name)
+    out = console()
+    config = directory.read_config()
+    status = directory.read_status()
+    out.print(f"[bold]{record.address}[/]  {server_state(directory)}  ({record.backend_id})")
+    rows = {"endpoint": record.outputs.get("endpoint"), "model": record.outputs.get("model_id"),
+            "content_filter": _filter_summary(config.content_filter if config else {}),
+            "pid": status.get("pid"), "log": str(directory.log),
+            "keys": f"foundryctl deployments keys {record.name}"}
+    for key, value in rows.items():
+        if value is not None:
+            out.print(f"  {key} = {value}", markup=False)
+    sample = record.outputs.get("sample")
+    if sample:
+        out.print(f"  sample question = {sample['prompt']}", markup=False)
+        out.print(f"  sample answer   = {sample['answer']}", markup=False)
+
+
+@deployments.command("keys")
+@manifest_options
+@click.argument("name")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def show_keys(stack_args: dict[str, Any], name: str, output_format: str) -> None:
+    """The deployment's two API keys (the only command that prints them)."""
+    record, directory = one_deployment(stack_args, name)
+    keys = directory.keys()
+    if output_format == "json":
+        click.echo(json.dumps({"endpoint": record.outputs.get("endpoint"), **keys}, indent=2))
+        return
+    click.echo(f"endpoint: {record.outputs.get('endpoint')}")
+    for key_name, value in keys.items():
+        click.echo(f"{key_name}: {value}")
+
+
+@deployments.command("regenerate-key")
+@manifest_options
+@click.argument("name")
+@click.option("--key", "which", type=click.Choice(["key1", "key2"]), required=True,
+              help="Which key to replace; the other keeps working (rotate one at a time).")
+@handle_errors
+def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
+    """Replace one key; the running endpoint accepts the new one at once and refuses the old."""
+    from foundryctl.backends.local.handlers.deployment import RUNNING, reload_server, server_state
+    from foundryctl.serving.deploydir import key_fingerprint
+
+    record, directory = one_deployment(stack_args, name)
+    new = directory.regenerate(which)
+    if server_state(directory) == RUNNING:
+        reload_server(directory, None)
+    console().print(f"{which} of {record.address} regenerated ({key_fingerprint(new)}); "
+                    f"see it with: foundryctl deployments keys {record.name}")
+
+
+@deployments.command("logs")
+@manifest_options
+@click.argument("name")
+@click.option("--follow", "-F", is_flag=True, help="Keep printing new lines until interrupted.")
+@handle_errors
+def deployment_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
+    """The server's log (requests, model loads, errors)."""
+    _, directory = one_deployment(stack_args, name)
+    position = 0
+    while True:
+        try:
+            with open(directory.log, "rb") as log:
+                log.seek(position)
+                chunk = log.read()
+                position += len(chunk)
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not follow:
+            return
+        time.sleep(0.5)
+
+
+def _model_name(model_id: str | None) -> str:
+    if not model_id:
+        return ""
+    parts = model_id.rstrip("/").split("/")
+    return f"{parts[-3]}:{parts[-1]}" if len(parts) >= 4 and parts[-2] == "versions" else model_id
+
+
+def _filter_summary(settings: dict[str, Any]) -> str:
+    if not settings.get("enabled", True):
+        return "off"
+    text = f"on (>= {settings.get('threshold', 'medium')}"
+    overrides = settings.get("categories") or {}
+    if overrides:
+        text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(overrides.items()))
+    return text + ")"

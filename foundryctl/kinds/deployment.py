@@ -1,0 +1,177 @@
+"""Deployment: a model served as an OpenAI-compatible endpoint with content filtering.
+
+The model is a FineTuneJob's output or a registered model version. Changing the model, the
+filter or the keys is done in place with no downtime; a replaced FineTuneJob moves its
+deployments to the new model before the old one is removed. On Azure this is a serverless
+endpoint; on the local backend, a server process on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from foundryctl.errors import Diagnostic
+from foundryctl.kinds.base import Kind, Ref, Spec, name_rule
+from foundryctl.kinds.project import inside_project
+
+if TYPE_CHECKING:
+    from foundryctl.manifest.model import Manifest, ResourceDecl
+
+# Azure serverless endpoint names: 3-32 characters, letters, digits and '-', starting with a letter.
+ENDPOINT_NAME = name_rule(r"^[A-Za-z][A-Za-z0-9-]{2,31}$",
+                          "use 3-32 letters, digits or '-', starting with a letter (Azure endpoint names)")
+LEVEL = Literal["low", "medium", "high"]
+CATEGORY = Literal["hate", "sexual", "violence", "self_harm"]
+RUNNING = "Running"
+
+
+class ModelSource(BaseModel):
+    """What is served: a FineTuneJob's model (`job`) or a registered model (`name` + `version`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: Annotated[str | None, Ref("FineTuneJob"), Field(description=(
+        "Name of a FineTuneJob: its model, following the job when it is replaced."))] = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$",
+                             description="Registered model name (with `version`).")
+    version: int | None = Field(None, ge=1, description="Registered model version.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        if self.job is not None and (self.name is not None or self.version is not None):
+            raise ValueError("give either `job` or `name` and `version`, not both")
+        if self.job is None and (self.name is None or self.version is None):
+            raise ValueError("give `job: FINETUNE_JOB_NAME`, or a registered model's `name` and `version`")
+        return self
+
+
+class ContentFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Filter prompts and completions (Azure's default: on).")
+    threshold: LEVEL = Field("medium", description="Block content of this severity or above.")
+    categories: dict[CATEGORY, LEVEL | Literal["off"]] = Field(default_factory=dict, description=(
+        "Per-category thresholds overriding `threshold`; `off` lets a category through."))
+    classifier: Literal["offline", "azure"] = Field("offline", description=(
+        "offline: the built-in rules (no network); azure: Azure AI Content Safety."))
+    azure_endpoint: str | None = Field(None, pattern=r"^https://", description=(
+        "Azure AI Content Safety endpoint (classifier: azure)."))
+    azure_key_env: str = Field("CONTENT_SAFETY_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description=(
+        "Environment variable holding the Content Safety key (never the key itself)."))
+
+    @model_validator(mode="after")
+    def _azure_needs_endpoint(self) -> ContentFilter:
+        if self.classifier == "azure" and not self.azure_endpoint:
+            raise ValueError("classifier: azure needs azure_endpoint (https://NAME.cognitiveservices.azure.com)")
+        return self
+
+
+class Serving(BaseModel):
+    """Local serving settings (ignored by Azure's serverless endpoints)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: int | None = Field(None, ge=1024, le=65535, description="Port on 127.0.0.1; default: a free one, kept.")
+    max_batch_size: int = Field(16, ge=1, le=256, description="Requests decoded together.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class DeploymentSpec(Spec):
+    kind: Literal["Deployment"]
+    name: Annotated[str, ENDPOINT_NAME, Field(description="Endpoint name.")]
+    project: Annotated[str, Ref("Project", containment=True),
+                       Field(description="Name of the Project the endpoint lives in.")]
+    model: ModelSource
+    content_filter: ContentFilter = Field(default_factory=ContentFilter)
+    auth_mode: Literal["key"] = Field("key", description="Two keys, sent as `Authorization: Bearer` or `api-key`.")
+    serving: Serving = Field(default_factory=Serving)
+    description: str = ""
+
+
+class Deployment(Kind):
+    name = "Deployment"
+    spec = DeploymentSpec
+    summary = ("An OpenAI-compatible endpoint serving a fine-tuned model, with content filtering and keys; "
+               "model and filter changes are made in place.")
+    force_new = frozenset({"project"})
+    needs_role = True
+
+    @classmethod
+    def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        return inside_project(decl.spec.project, manifest)  # type: ignore[attr-defined]
+
+    @classmethod
+    def implicit_dependencies(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        # A registered model named in the manifest's own jobs comes from them: deploy after the
+        # job, and delete the deployment before the job (and its model) goes.
+        spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+        if spec.model.name is None:
+            return []
+        return [a for a in manifest.addresses_of_kind("FineTuneJob")
+                if (job := manifest.resources[a].spec).project == spec.project  # type: ignore[attr-defined]
+                and (job.output_model or job.name) == spec.model.name]  # type: ignore[attr-defined]
+
+    @classmethod
+    def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
+        spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+        attributes = cls.attributes(spec)
+        if spec.model.job is not None:
+            # Which training run the job is: a replaced job moves the deployment to its new model.
+            attributes["model"]["run"] = _job_run(decl, spec.model.job)
+        attributes["status"] = RUNNING  # a server that died is drift apply repairs
+        return attributes
+
+    @classmethod
+    def describe_changes(cls, before: dict[str, Any] | None, after: dict[str, Any],
+                         decl: ResourceDecl | None = None) -> list[str]:
+        if before is None:
+            return []
+        notes = []
+        if before.get("status") != after.get("status"):
+            notes.append(f"the endpoint is {str(before.get('status')).lower()}; apply restarts it")
+        old, new = before.get("model") or {}, after.get("model") or {}
+        if old != new:
+            if old.get("job") and old.get("job") == new.get("job"):
+                notes.append(f"moves to the new model of FineTuneJob.{new['job']} once it is trained "
+                             "(no downtime); the old model is removed afterwards")
+            else:
+                notes.append("switches model in place: the new one serves once it is loaded and healthy")
+        if before.get("content_filter") != after.get("content_filter"):
+            enabled = (after.get("content_filter") or {}).get("enabled", True)
+            notes.append("content filter " + ("settings change" if enabled else "turned OFF") + " (in place)")
+        return notes
+
+    @classmethod
+    def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+        spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+        out: list[Diagnostic] = []
+        if spec.model.job is not None:
+            job = manifest.resources.get(f"FineTuneJob.{spec.model.job}")
+            if job is not None and job.spec.project != spec.project:  # type: ignore[attr-defined]
+                out.append(Diagnostic.error(
+                    f"FineTuneJob {spec.model.job!r} runs in project {job.spec.project!r}, "  # type: ignore[attr-defined]
+                    f"not {spec.project!r}", decl.position_of(("model", "job")), decl.address,
+                    code="cross-project", hint="a deployment serves models of its own project"))
+        ports: dict[int, str] = {}
+        for address in manifest.addresses_of_kind("Deployment"):
+            other = manifest.resources[address].spec.serving.port  # type: ignore[attr-defined]
+            if other is not None:
+                ports.setdefault(other, address)
+        port = spec.serving.port
+        if port is not None and ports.get(port) not in (None, decl.address):
+            out.append(Diagnostic.error(
+                f"port {port} is also used by {ports[port]}", decl.position_of(("serving", "port")),
+                decl.address, code="port-conflict", hint="give each deployment its own port, or leave it out"))
+        return out
+
+
+def _job_run(decl: ResourceDecl, job: str) -> str | None:
+    from foundryctl.kinds.finetune_job import FineTuneJob, training_run
+
+    manifest = decl.manifest
+    job_decl = manifest.resources.get(f"FineTuneJob.{job}") if manifest is not None else None
+    if job_decl is None:
+        return None
+    return training_run(FineTuneJob.desired_attributes(job_decl))

@@ -1,0 +1,1 @@
+"""The local endpoint: generation engine, content filter, OpenAI-compatible server."""

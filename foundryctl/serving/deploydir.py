@@ -1,0 +1,136 @@
+"""A deployment's directory: what its server process reads and writes.
+
+    config.json   what to serve (model, adapter, filter, port); rewritten by the server itself
+                  once a reload has succeeded, so a restart serves what was last healthy
+    keys.json     the two API keys (mode 0600; never copied into state, plans or logs)
+    admin.token   the secret apply uses for /admin/reload (mode 0600)
+    status.json   pid, port, state (Starting, Ready, Stopped, Failed), model being served
+    server.log    the server's log
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+KEY_NAMES = ("key1", "key2")
+
+
+@dataclass
+class ServerConfig:
+    deployment: str  # the endpoint's name: what clients pass as `model`
+    model_dir: str  # plain HF weights (the base, or merged weights)
+    adapter_dir: str | None  # LoRA adapter merged in at load
+    model_id: str  # the registered model version served (for /v1/models and lineage)
+    port: int
+    content_filter: dict[str, Any] = field(default_factory=dict)
+    max_batch_size: int = 16
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServerConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def same_model(self, other: ServerConfig) -> bool:
+        return (self.model_dir, self.adapter_dir, self.device, self.max_batch_size) == (
+            other.model_dir, other.adapter_dir, other.device, other.max_batch_size)
+
+
+def key_fingerprint(key: str) -> str:
+    """What may be shown of a key: a short hash, never the key."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+class DeploymentDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.path / "keys.json"
+
+    @property
+    def admin_file(self) -> Path:
+        return self.path / "admin.token"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "server.log"
+
+    # -- config ------------------------------------------------------------------------------
+
+    def read_config(self) -> ServerConfig | None:
+        try:
+            return ServerConfig.from_dict(json.loads(self.config_file.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def write_config(self, config: ServerConfig) -> None:
+        _write_atomic(self.config_file, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    # -- secrets -----------------------------------------------------------------------------
+
+    def ensure_secrets(self) -> None:
+        """Keys and the admin token, made once (kept across restarts and model changes)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.keys_file.exists():
+            _write_atomic(self.keys_file, json.dumps({n: _new_key() for n in KEY_NAMES}) + "\n", secret=True)
+        if not self.admin_file.exists():
+            _write_atomic(self.admin_file, secrets.token_urlsafe(32), secret=True)
+
+    def keys(self) -> dict[str, str]:
+        return json.loads(self.keys_file.read_text())
+
+    def regenerate(self, which: str) -> str:
+        if which not in KEY_NAMES:
+            raise ValueError(f"key must be one of {', '.join(KEY_NAMES)}, not {which!r}")
+        keys = self.keys()
+        keys[which] = _new_key()
+        _write_atomic(self.keys_file, json.dumps(keys) + "\n", secret=True)
+        return keys[which]
+
+    def admin_token(self) -> str:
+        return self.admin_file.read_text().strip()
+
+    # -- status ------------------------------------------------------------------------------
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_status(self, **changes: Any) -> None:
+        status = {**self.read_status(), **changes}
+        _write_atomic(self.status_file, json.dumps(status, indent=2, sort_keys=True) + "\n")
+
+
+def _new_key() -> str:
+    return secrets.token_hex(32)  # 256 bits, hex like Azure's keys
+
+
+def _write_atomic(path: Path, text: str, *, secret: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    descriptor = os.open(temporary, flags, 0o600 if secret else 0o644)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
