@@ -239,6 +239,12 @@ def test_a_killed_server_is_drift_and_apply_restarts_it(deployed: Project) -> No
 
 
 def test_a_job_whose_model_is_deployed_cannot_be_destroyed_alone(deployed: Project) -> None:
+    targeted = deployed.cli("destroy", "--target", "FineTuneJob.xbox-agent", "--auto-approve")
+    assert targeted.code == 1, targeted
+    assert "FineTuneJob.xbox-agent cannot be destroyed: its model is served by Deployment.xbox-bot" in targeted.output
+    assert "--target Deployment.xbox-bot --target FineTuneJob.xbox-agent" in targeted.output
+    assert ask(deployed).choices[0].message.content  # nothing was touched
+
     model = client(deployed).models.list().data[0].model_dump()["root"]
     version = model.rsplit("/", 1)[1]
     deployed.edit("    model: {job: xbox-agent}\n", f"    model: {{name: xbox-agent, version: {version}}}\n")

@@ -735,10 +735,12 @@ class TestBackend:
 
     def test_unknown_kind(self, backend: LocalBackend) -> None:
         with arm_error("UnsupportedKind"):
-            backend.handler("Deployment")
+            backend.handler("Notebook")
 
-    def test_handlers_for_the_four_kinds(self, backend: LocalBackend) -> None:
-        for kind in ("ProviderRegistration", "Hub", "Project", "RoleAssignment"):
+    def test_a_handler_for_every_kind(self, backend: LocalBackend) -> None:
+        from foundryctl.kinds import KINDS
+
+        for kind in KINDS:
             assert backend.handler(kind).kind == kind
 
 

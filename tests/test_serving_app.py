@@ -121,6 +121,9 @@ def test_the_same_seed_gives_the_same_sampled_answer(server) -> None:
     ({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}, 400, "tools"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, "text"),
     ({"messages": [{"role": "user", "content": "word " * 9000}]}, 400, "context"),
+    ({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}, 400,
+     "response_format"),
+    ({"messages": [{"role": "user", "content": "hi"}], "logprobs": True}, 400, "logprobs"),
 ])
 def test_bad_requests_get_openai_style_errors(server, body, status, fragment) -> None:
     code, raw = call(server, "/v1/chat/completions", body)
@@ -221,3 +224,45 @@ def test_a_blocked_completion_ends_with_finish_reason_content_filter(server) -> 
     assert "stab" not in text and reasons == ["content_filter"]
     _, metrics = call(server, "/metrics", key=None)
     assert 'foundryctl_filtered_requests_total{category="violence",stage="completion"}' in metrics.decode()
+
+
+def test_openai_and_azure_clients_find_the_model_and_the_routes(server) -> None:
+    import openai
+
+    directory, port = server
+    key = directory.keys()["key1"]
+    plain = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+    assert plain.models.retrieve("bot").id == "bot"
+    with pytest.raises(openai.NotFoundError) as missing:
+        plain.models.retrieve("gpt-4o")
+    assert missing.value.body["code"] == "model_not_found"
+    azure = openai.AzureOpenAI(azure_endpoint=f"http://127.0.0.1:{port}", api_key=key, api_version="2024-10-21",
+                               azure_deployment="bot", max_retries=0)
+    answer = azure.chat.completions.create(model="bot", messages=[{"role": "user", "content": QUESTION}],
+                                           max_tokens=4, temperature=0)
+    assert answer.choices[0].message.content
+    status, raw = call(server, "/v1/nothing-here")
+    assert status == 404 and json.loads(raw)["error"]["code"] == "404"
+
+
+def test_top_p_zero_is_greedy(server) -> None:
+    greedy = chat(server, temperature=0)[1]["choices"][0]["message"]["content"]
+    assert chat(server, temperature=1.0, top_p=0)[1]["choices"][0]["message"]["content"] == greedy
+
+
+def test_a_client_that_hangs_up_frees_its_batch_row(server) -> None:
+    import socket
+    import time
+
+    directory, port = server
+    body = json.dumps({"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 2000}).encode()
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           + f"api-key: {directory.keys()['key1']}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                           + body)
+        time.sleep(2.0)
+        assert json.loads(call(server, "/health", key=None)[1])["active"] == 1
+    deadline = time.monotonic() + 10
+    while json.loads(call(server, "/health", key=None)[1])["active"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert json.loads(call(server, "/health", key=None)[1])["active"] == 0

@@ -58,6 +58,14 @@ def operations(changes: list[ResourceChange]) -> tuple[list[Operation], dict[Ope
                 waits[deletes[a]].add(creates[a])
             else:
                 waits[creates[a]].add(deletes[a])
+    # What is deleted for good goes only after the updates of what used to depend on it (a
+    # deployment moving off a job's model before the job and its model are deleted).
+    removed = {c.address for c in changes if c.action is Action.DELETE}
+    for change in changes:
+        if change.address in creates and change.action is not Action.CREATE:
+            for dep in change.prior_dependencies:
+                if dep in removed:
+                    waits[deletes[dep]].add(creates[change.address])
     # The old object of a create-before-destroy replace goes only after everything that
     # pointed at it has moved to the new one.
     moved = {c.address for c in changes if c.action is Action.REPLACE and c.create_before_destroy}

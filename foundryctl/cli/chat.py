@@ -66,12 +66,13 @@ class _Client:
 
     def ask(self, messages: list[dict[str, str]], settings: dict[str, Any], *, stream: bool, prefix: str) -> str:
         from foundryctl.errors import FoundryctlError
+        from foundryctl.serving import loopback
 
         body = json.dumps({"messages": messages, "stream": stream, **settings}).encode()
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {self.key}"})
         try:
-            response = urllib.request.urlopen(request, timeout=600)
+            response = loopback.urlopen(request, timeout=600)
         except urllib.error.HTTPError as exc:
             raise FoundryctlError(f"the endpoint answered {exc.code}: {_message(exc.read())}") from None
         except OSError as exc:

@@ -111,15 +111,19 @@ def show_keys(stack_args: dict[str, Any], name: str, output_format: str) -> None
 @handle_errors
 def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
     """Replace one key; the running endpoint accepts the new one at once and refuses the old."""
-    from foundryctl.backends.local.handlers.deployment import RUNNING, reload_server, server_state
+    from foundryctl.backends.local.handlers.deployment import reload_server, server_state
     from foundryctl.serving.deploydir import key_fingerprint
 
     record, directory = one_deployment(stack_args, name)
     new = directory.regenerate(which)
-    if server_state(directory) == RUNNING:
-        reload_server(directory, None)
-    console().print(f"{which} of {record.address} regenerated ({key_fingerprint(new)}); "
-                    f"see it with: foundryctl deployments keys {record.name}")
+    state = server_state(directory)
+    if state == "Stopped":
+        note = "the server is stopped; it takes the new key when apply restarts it"
+    else:
+        reload_server(directory, None)  # raises when the server keeps refusing: the old key may still work
+        note = "the running server accepts it now and refuses the old one"
+    console().print(f"{which} of {record.address} regenerated ({key_fingerprint(new)}); {note}. "
+                    f"See it with: foundryctl deployments keys {record.name}")
 
 
 @deployments.command("logs")

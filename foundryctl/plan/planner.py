@@ -276,12 +276,16 @@ class _Planner:
         plan also deletes that user or moves it to something else (its `model` changes)."""
         by_id = {r.backend_id.lower(): a for a, r in self.records.items() if r.backend_id}
         planned = {c.address: c for c in changes}
+        # A targeted destroy refuses instead of quietly taking a deployment along with the job.
+        chosen = set(self.options.targets) if self.options.mode is Mode.DESTROY and self.options.targets else None
 
         def moves_away(address: str | None) -> bool:
             change = planned.get(address or "")
             if change is None:
                 return False
-            if change.action in (Action.DELETE, Action.REPLACE):
+            if change.action is Action.DELETE:
+                return chosen is None or change.address in chosen
+            if change.action is Action.REPLACE:
                 return True
             return change.action is Action.UPDATE and any(
                 c.path and c.path[0] == "model" for c in change.attribute_changes)
@@ -306,8 +310,8 @@ class _Planner:
                 f"{change.address} cannot be {verb}: its model is served by {', '.join(named)}. A model "
                 "with an active deployment cannot be deleted until the deployment is gone",
                 decl.position if decl else None, change.address, code="in-use",
-                hint=(f"destroy the deployment as well (foundryctl destroy --target {deployments[0]}), "
-                      "or point it at another model first" if deployments else
+                hint=(f"destroy the deployment as well (foundryctl destroy --target {deployments[0]}"
+                      f" --target {change.address}), or point it at another model first" if deployments else
                       "delete or move those endpoints first") +
                      ("; a deployment with `model: {job: NAME}` follows a replaced job by itself"
                       if change.action is Action.REPLACE else "")))

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from foundryctl.serving import protocol
 from foundryctl.serving.content_filter import (
@@ -43,6 +45,9 @@ class Runtime:
     policy: FilterPolicy
     classifier: Any
     key_digests: tuple[bytes, ...]
+    # Requests that took this runtime and have not finished: a swapped-out engine is closed
+    # only when none is left (a request may not have reached the engine yet).
+    inflight: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -53,7 +58,11 @@ def key_digests(keys: dict[str, str]) -> tuple[bytes, ...]:
     return tuple(hashlib.sha256(k.encode()).digest() for k in keys.values() if k)
 
 
-def filter_parts(settings: dict[str, Any]) -> tuple[FilterPolicy, Any]:
+def filter_parts(settings: dict[str, Any], directory: DeploymentDir) -> tuple[FilterPolicy, Any]:
+    key = directory.filter_key()
+    if key and settings.get("classifier") == "azure":
+        # apply stores the key it read from its own environment; the server's is older
+        os.environ[settings.get("azure_key_env") or "CONTENT_SAFETY_KEY"] = key
     return FilterPolicy.from_settings(settings), load_classifier(settings)
 
 
@@ -61,7 +70,7 @@ def load_runtime(config: ServerConfig, directory: DeploymentDir) -> Runtime:
     """Load the engine (slow), the filter and the keys for `config`."""
     from foundryctl.serving.engine import Engine
 
-    policy, classifier = filter_parts(config.content_filter)
+    policy, classifier = filter_parts(config.content_filter, directory)
     engine = Engine.load(config.model_dir, config.adapter_dir, device=config.device,
                          max_batch_size=config.max_batch_size, model_name=config.deployment)
     return Runtime(config, engine, policy, classifier, key_digests(directory.keys()))
@@ -109,7 +118,7 @@ class Server:
             if config.port != old.config.port:
                 raise RequestError(400, "the port cannot change by reload; restart the server", param="port")
             try:
-                policy, classifier = filter_parts(config.content_filter)
+                policy, classifier = filter_parts(config.content_filter, self.directory)
             except ValueError as exc:
                 raise RequestError(400, f"content_filter: {exc}", param="content_filter") from None
             keys = key_digests(self.directory.keys())
@@ -132,20 +141,20 @@ class Server:
             self.metrics.set_model(config.model_id)
             if swapped:
                 log.info("now serving %s; draining the previous model", config.model_id)
-                task = asyncio.create_task(self._drain(old.engine))
+                task = asyncio.create_task(self._drain(old))
                 self.draining.add(task)
                 task.add_done_callback(self.draining.discard)
             return {"model_id": config.model_id, "swapped": swapped}
 
     @staticmethod
-    async def _drain(engine: Any) -> None:
+    async def _drain(old: Runtime) -> None:
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while time.monotonic() < deadline:
-            stats = engine.stats()
-            if not stats.get("active") and not stats.get("queued"):
+            stats = old.engine.stats()
+            if old.inflight == 0 and not stats.get("active") and not stats.get("queued"):
                 break
             await asyncio.sleep(0.05)
-        await asyncio.to_thread(engine.close)
+        await asyncio.to_thread(old.engine.close)
 
 
 def create_app(directory: DeploymentDir, runtime: Runtime,
@@ -160,14 +169,12 @@ def create_app(directory: DeploymentDir, runtime: Runtime,
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.url.path
-        if route.startswith("/v1/") or route == "/chat/completions":
-            server.metrics.observe_request(route, response.status_code, time.perf_counter() - started)
-        return response
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(RequestError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
+                                         code=str(exc.status_code)).body, status_code=exc.status_code)
+
+    app.add_middleware(_Measure, metrics=server.metrics)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -181,13 +188,24 @@ def create_app(directory: DeploymentDir, runtime: Runtime,
         server.metrics.set_engine(current.engine.stats())
         return Response(server.metrics.render(), media_type=server.metrics.content_type)
 
+    def model_card(current: Runtime) -> dict[str, Any]:
+        return {"id": current.config.deployment, "object": "model", "created": int(directory.path.stat().st_mtime),
+                "owned_by": "foundryctl", "root": current.config.model_id}
+
     @app.get("/v1/models")
     async def models(request: Request) -> JSONResponse:
         current = server.runtime
         server.authorize(request, current)
-        return JSONResponse({"object": "list", "data": [{
-            "id": current.config.deployment, "object": "model", "created": int(directory.path.stat().st_mtime),
-            "owned_by": "foundryctl", "root": current.config.model_id}]})
+        return JSONResponse({"object": "list", "data": [model_card(current)]})
+
+    @app.get("/v1/models/{model_id}")
+    async def model(request: Request, model_id: str) -> JSONResponse:
+        current = server.runtime
+        server.authorize(request, current)
+        if model_id != current.config.deployment:
+            raise RequestError(404, f"the model {model_id!r} does not exist; this deployment serves "
+                               f"{current.config.deployment!r}", code="model_not_found", param="model")
+        return JSONResponse(model_card(current))
 
     @app.post("/admin/reload")
     async def reload(request: Request) -> JSONResponse:
@@ -199,17 +217,64 @@ def create_app(directory: DeploymentDir, runtime: Runtime,
 
     async def chat_completions(request: Request) -> Response:
         current = server.runtime
-        server.authorize(request, current)
+        current.inflight += 1  # taken and counted in one step: a swap cannot close it under us
+        release = True
         try:
-            body = await request.json()
-        except ValueError:
-            raise RequestError(400, "the body is not JSON") from None
-        parsed, messages = protocol.parse_request(body)
-        return await _complete(server, current, parsed, messages, request)
+            server.authorize(request, current)
+            try:
+                body = await request.json()
+            except ValueError:
+                raise RequestError(400, "the body is not JSON") from None
+            parsed, messages = protocol.parse_request(body)
+            response = await _complete(server, current, parsed, messages, request)
+            if isinstance(response, StreamingResponse):
+                release = False  # the stream releases it when it ends
+            return response
+        finally:
+            if release:
+                current.inflight -= 1
 
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/chat/completions", chat_completions, methods=["POST"])
+    # Azure OpenAI's path, so the AzureOpenAI client works with azure_deployment=NAME.
+    app.add_api_route("/openai/deployments/{deployment}/chat/completions", chat_completions, methods=["POST"])
     return app
+
+
+class _Measure:
+    """Request count and latency per route template, measured until the last byte of the
+    body is sent (a streamed answer counts whole)."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watch(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route and (route.startswith("/v1/") or "chat/completions" in route):
+                self.metrics.observe_request(route, status, time.perf_counter() - started)
+
+
+async def _cancel_on_disconnect(http: Request, handle: Any) -> None:
+    """A client that hangs up on a non-streamed request frees its batch row at once."""
+    while not await http.is_disconnected():
+        await asyncio.sleep(0.5)
+    handle.cancel()
 
 
 async def _classify(runtime: Runtime, function: Callable[..., Any], *args: Any) -> Any:
@@ -234,9 +299,10 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
         server.metrics.filtered("prompt", prompt_result.filtered_categories)
         raise protocol.prompt_blocked(prompt_result.to_azure())
 
+    greedy = request.top_p == 0  # only the most likely token is left: greedy decoding
     params = SamplingParams(max_tokens=request.max_completion_tokens or request.max_tokens,
-                            temperature=1.0 if request.temperature is None else request.temperature,
-                            top_p=1.0 if request.top_p is None else request.top_p,
+                            temperature=0.0 if greedy else 1.0 if request.temperature is None else request.temperature,
+                            top_p=1.0 if request.top_p is None or greedy else request.top_p,
                             stop=request.stop_list, seed=request.seed)
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -265,6 +331,7 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
                         handle.cancel()
                         server.metrics.filtered("completion", step.blocked.filtered_categories)
                         prompt_tokens = len(runtime.engine.prompt_tokens(messages))
+                        server.metrics.tokens(prompt_tokens, len(handle.token_ids))
                         yield "end", ("content_filter", prompt_tokens, len(handle.token_ids))
                         return
                 elif isinstance(event, Finished):
@@ -287,13 +354,15 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
     if not request.stream:
         text: list[str] = []
         ending: tuple[str, int, int] = ("stop", 0, 0)
-        async for kind, value in run():
-            if kind == "text":
-                text.append(value)
-            else:
-                ending = value
-        if await http.is_disconnected():
-            return Response(status_code=499)
+        watcher = asyncio.create_task(_cancel_on_disconnect(http, handle))
+        try:
+            async for kind, value in run():
+                if kind == "text":
+                    text.append(value)
+                else:
+                    ending = value
+        finally:
+            watcher.cancel()
         return JSONResponse(protocol.completion_body(
             id=ident, model=model, text="".join(text), finish_reason=ending[0], prompt_tokens=ending[1],
             completion_tokens=ending[2], prompt_filter=prompt_azure, completion_filter=guard.result.to_azure(),
@@ -322,6 +391,7 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
             yield sse(exc.body)
         finally:
             handle.cancel()  # also when the client disconnects mid-stream
+            runtime.inflight -= 1
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",

@@ -1,7 +1,10 @@
 """A deployment's directory: what its server process reads and writes.
 
-    config.json   what to serve (model, adapter, filter, port); rewritten by the server itself
-                  once a reload has succeeded, so a restart serves what was last healthy
+    config.json   what to serve (model, adapter, filter, port), as last served healthily: the
+                  server rewrites it after a successful reload or start
+    config.pending.json  what apply asks a (re)starting server to serve; it becomes config.json
+                  once the server answers, and is discarded if it never does
+    filter.key    the Azure AI Content Safety key, when that classifier is used (mode 0600)
     keys.json     the two API keys (mode 0600; never copied into state, plans or logs)
     admin.token   the secret apply uses for /admin/reload (mode 0600)
     status.json   pid, port, state (Starting, Ready, Stopped, Failed), model being served
@@ -59,6 +62,14 @@ class DeploymentDir:
         return self.path / "config.json"
 
     @property
+    def pending_file(self) -> Path:
+        return self.path / "config.pending.json"
+
+    @property
+    def filter_key_file(self) -> Path:
+        return self.path / "filter.key"
+
+    @property
     def keys_file(self) -> Path:
         return self.path / "keys.json"
 
@@ -84,6 +95,35 @@ class DeploymentDir:
 
     def write_config(self, config: ServerConfig) -> None:
         _write_atomic(self.config_file, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    def write_pending(self, config: ServerConfig) -> None:
+        _write_atomic(self.pending_file, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    def read_pending(self) -> ServerConfig | None:
+        try:
+            return ServerConfig.from_dict(json.loads(self.pending_file.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def promote_pending(self) -> None:
+        """The pending config served healthily: it is what a restart serves from now on."""
+        if self.pending_file.exists():
+            os.replace(self.pending_file, self.config_file)
+
+    def discard_pending(self) -> None:
+        self.pending_file.unlink(missing_ok=True)
+
+    def write_filter_key(self, key: str | None) -> None:
+        if key is None:
+            self.filter_key_file.unlink(missing_ok=True)
+        else:
+            _write_atomic(self.filter_key_file, key, secret=True)
+
+    def filter_key(self) -> str | None:
+        try:
+            return self.filter_key_file.read_text().strip() or None
+        except OSError:
+            return None
 
     # -- secrets -----------------------------------------------------------------------------
 

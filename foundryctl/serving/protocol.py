@@ -38,7 +38,7 @@ class ChatRequest(BaseModel):
     model: str | None = None
     messages: list[dict[str, Any]] = Field(min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
@@ -47,6 +47,10 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1)
     tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
     @field_validator("stop")
     @classmethod
@@ -72,8 +76,13 @@ def parse_request(body: Any) -> tuple[ChatRequest, list[dict[str, str]]]:
         raise RequestError(400, f"{where}: {first['msg']}", param=where or None) from None
     if request.n != 1:
         raise RequestError(400, "only n=1 is supported", param="n")
-    if request.tools:
-        raise RequestError(400, "tools are not supported by this deployment", param="tools")
+    if request.tools or request.functions:
+        raise RequestError(400, "tools and functions are not supported by this deployment", param="tools")
+    if request.response_format and request.response_format.get("type", "text") != "text":
+        raise RequestError(400, "only response_format {\"type\": \"text\"} is supported by this deployment",
+                           param="response_format")
+    if request.logprobs or request.top_logprobs:
+        raise RequestError(400, "logprobs are not supported by this deployment", param="logprobs")
     messages = []
     for index, message in enumerate(request.messages):
         role = message.get("role")

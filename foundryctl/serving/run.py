@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     directory = DeploymentDir(Path(args[0]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("foundryctl.serving")
-    config = directory.read_config()
+    config = directory.read_pending() or directory.read_config()
     if config is None:
         print(f"no readable config.json in {directory.path}", file=sys.stderr)
         return 2
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
             await super().startup(sockets)
             if self.started:
+                directory.promote_pending()
                 directory.write_status(state="Ready")
                 log.info("serving %s on http://127.0.0.1:%d/v1", config.deployment, config.port)
 

@@ -27,6 +27,7 @@ from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
 from foundryctl.kinds.deployment import RUNNING
+from foundryctl.serving import loopback
 from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
 from foundryctl.training.jobdir import pid_alive, process_start_time
 
@@ -86,11 +87,11 @@ class DeploymentHandler(LocalHandler):
         directory = self._directory_for(workspace, target.name)
         directory.ensure_secrets()
         model, config = self._server_config(workspace, target, directory)
+        _store_filter_key(directory, config.content_filter)
         if server_state(directory) in (RUNNING, "Starting", "Unhealthy"):
             _stop(directory, progress)  # a leftover of an interrupted apply: start clean
-        directory.write_config(config)
         self._record(workspace, target, config, model)
-        self._start(directory, progress)
+        self._start(directory, config, progress)
         self._sample(endpoint_id, directory, config, model, progress)
         return self._observed(endpoint_id)
 
@@ -104,6 +105,7 @@ class DeploymentHandler(LocalHandler):
         directory = self._directory(endpoint.id)
         directory.ensure_secrets()
         model, config = self._server_config(workspace, target, directory)
+        _store_filter_key(directory, config.content_filter)
         current = directory.read_config()
         state = server_state(directory)
         model_changed = current is None or not current.same_model(config) or current.model_id != config.model_id
@@ -117,8 +119,7 @@ class DeploymentHandler(LocalHandler):
                 _stop(directory, progress)
             progress("the endpoint was not running; starting it" if state != RUNNING
                      else f"moving to port {config.port}")
-            directory.write_config(config)
-            self._start(directory, progress)
+            self._start(directory, config, progress)
         self._record(workspace, target, config, model)
         if model_changed or state != RUNNING:
             self._sample(endpoint.id, directory, config, model, progress)
@@ -161,7 +162,11 @@ class DeploymentHandler(LocalHandler):
                                    hint="retrain it: apply replaces the FineTuneJob when its job directory is lost")
         serving = a.get("serving") or {}
         current = directory.read_config()
-        port = serving.get("port") or (current.port if current else None) or _free_port()
+        port = serving.get("port")
+        if port is None and current is not None and (
+                _port_free(current.port) or server_state(directory) != "Stopped"):
+            port = current.port  # the port clients know, kept while it is ours or free
+        port = port or _free_port()
         return model, ServerConfig(
             deployment=target.name, model_dir=model_dir, adapter_dir=adapter, model_id=model.id, port=port,
             content_filter=a.get("content_filter") or {}, max_batch_size=serving.get("max_batch_size", 16),
@@ -201,13 +206,14 @@ class DeploymentHandler(LocalHandler):
 
     # -- the process -----------------------------------------------------------------------
 
-    def _start(self, directory: DeploymentDir, progress: Progress) -> None:
-        config = directory.read_config()
-        assert config is not None
+    def _start(self, directory: DeploymentDir, config: ServerConfig, progress: Progress) -> None:
+        """Start a server on `config`; it becomes the config a restart uses only once it answers."""
         if not _port_free(config.port):
             raise BackendError("PortInUse", f"127.0.0.1:{config.port} is used by another process",
-                               hint="free the port, or set another `serving.port` (or none: a free one is chosen)")
-        directory.write_status(state="Starting", error=None, pid=None)
+                               hint="free the port, or set another `serving.port` (or leave it out: a free "
+                                    "one is chosen)")
+        directory.write_pending(config)
+        directory.write_status(state="Starting", error=None, pid=None, port=config.port)
         with open(directory.log, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
@@ -218,6 +224,7 @@ class DeploymentHandler(LocalHandler):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                directory.discard_pending()
                 status = directory.read_status()
                 raise BackendError("DeploymentFailed", "the server exited: "
                                    f"{status.get('error') or 'see its log'}\n{_tail(directory.log, 6)}",
@@ -227,6 +234,7 @@ class DeploymentHandler(LocalHandler):
                 return
             time.sleep(0.25)
         _stop(directory, progress)
+        directory.discard_pending()
         raise BackendError("DeploymentTimeout", f"the server did not answer within {START_TIMEOUT:.0f} s",
                            hint=f"see {directory.log}")
 
@@ -241,7 +249,7 @@ class DeploymentHandler(LocalHandler):
             f"http://127.0.0.1:{config.port}/v1/chat/completions", data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json", "api-key": directory.keys()["key1"]})
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with loopback.urlopen(request, timeout=120) as response:
                 answer = json.loads(response.read())["choices"][0]["message"]["content"]
         except urllib.error.HTTPError as exc:
             answer = f"(HTTP {exc.code}: {_error_message(exc)})"
@@ -254,13 +262,18 @@ class DeploymentHandler(LocalHandler):
     # -- delete --------------------------------------------------------------------------
 
     def delete(self, target: Target, progress: Progress) -> None:
-        endpoint = self.cloud.get(target.backend_id or self.identify(target))
-        if endpoint is None:
+        endpoint_id = target.backend_id or self.identify(target)
+        endpoint = self.cloud.get(endpoint_id)
+        if endpoint is not None:
+            self.backend.authorize(DELETE_ACTION, arm.workspace_of(endpoint.id) or "")
+        try:
+            directory = self._directory(endpoint_id)
+        except BackendError:  # the project is gone, and its endpoint directories with it
             return
-        self.backend.authorize(DELETE_ACTION, arm.workspace_of(endpoint.id) or "")
-        directory = self._directory(endpoint.id)
+        # Also when the record is gone: a server left running, and its keys, must not outlive it.
         _stop(directory, progress)
-        self.cloud.delete_endpoint(endpoint.id)
+        if endpoint is not None:
+            self.cloud.delete_endpoint(endpoint.id)
         shutil.rmtree(directory.path, ignore_errors=True)
 
 
@@ -273,7 +286,7 @@ def reload_server(directory: DeploymentDir, config: ServerConfig | None) -> None
         f"http://127.0.0.1:{port}/admin/reload", data=body, method="POST",
         headers={"Content-Type": "application/json", "X-Foundryctl-Admin": directory.admin_token()})
     try:
-        with urllib.request.urlopen(request, timeout=START_TIMEOUT) as response:
+        with loopback.urlopen(request, timeout=START_TIMEOUT) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         raise BackendError("ReloadFailed", f"the endpoint kept its previous settings: {_error_message(exc)}",
@@ -283,6 +296,21 @@ def reload_server(directory: DeploymentDir, config: ServerConfig | None) -> None
                            hint="apply again: a server that stopped answering is restarted") from None
 
 
+def _store_filter_key(directory: DeploymentDir, settings: dict[str, Any]) -> None:
+    """The Azure AI Content Safety key, read from apply's environment (so a rotated key is
+    picked up by the next apply) into a 0600 file the server reads; never into config or state."""
+    if settings.get("classifier") != "azure":
+        directory.write_filter_key(None)
+        return
+    variable = settings.get("azure_key_env") or "CONTENT_SAFETY_KEY"
+    key = os.environ.get(variable)
+    if not key:
+        raise BackendError("ContentSafetyKeyMissing", f"content_filter.classifier is azure, but the environment "
+                           f"variable {variable} that holds the Content Safety key is not set",
+                           hint=f"export {variable}=... (the key of {settings.get('azure_endpoint')}) and apply again")
+    directory.write_filter_key(key)
+
+
 def server_state(directory: DeploymentDir) -> str:
     """Running (answering), Starting, Unhealthy (alive, not answering) or Stopped."""
     status = directory.read_status()
@@ -290,9 +318,12 @@ def server_state(directory: DeploymentDir) -> str:
     if not pid or not pid_alive(pid, status.get("pid_start")):
         return "Stopped"
     port = status.get("port")
-    if port and _healthy(port):
-        return RUNNING
-    return "Starting" if status.get("state") == "Starting" else "Unhealthy"
+    for _ in range(3):  # a busy server may miss one probe; only one that keeps failing is unhealthy
+        if port and _healthy(port):
+            return RUNNING
+        if status.get("state") == "Starting":
+            return "Starting"
+    return "Unhealthy"
 
 
 def _stop(directory: DeploymentDir, progress: Progress) -> None:
@@ -321,7 +352,7 @@ def _stop(directory: DeploymentDir, progress: Progress) -> None:
 
 def _healthy(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=PROBE_TIMEOUT) as response:
+        with loopback.urlopen(f"http://127.0.0.1:{port}/health", timeout=PROBE_TIMEOUT) as response:
             return response.status == 200
     except (OSError, ValueError):
         return False
