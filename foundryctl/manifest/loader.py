@@ -22,6 +22,7 @@ from foundryctl.manifest.interpolate import Interpolator
 from foundryctl.manifest.model import Manifest, ResourceDecl
 from foundryctl.manifest.pydantic_errors import validation_diagnostics
 from foundryctl.manifest.schema import (
+    STATE_CONFIGS,
     SUPPORTED_VERSIONS,
     TOP_LEVEL_KEYS,
     StateConfig,
@@ -323,13 +324,20 @@ class _Loader:
             return default
         return self._validated(model, data, doc, ("backend",), None, interpolator) or default
 
-    def _state(self, block: tuple[SourceDocument, Any] | None, interpolator: Interpolator) -> StateConfig:
+    def _state(self, block: tuple[SourceDocument, Any] | None, interpolator: Interpolator) -> Any:
+        """The model of the block's `type` (StateConfig's union, picked like a backend's)."""
+        default = StateConfig().root
         if block is None:
-            return StateConfig()
+            return default
         doc, raw = block
         data = interpolator.resolve(raw, lambda p: doc.position(("state",) + p))
-        validated = self._validated(StateConfig, data, doc, ("state",), None, interpolator)
-        return validated if isinstance(validated, StateConfig) else StateConfig()
+        state_type = data.get("type", "sqlite") if isinstance(data, dict) else "sqlite"
+        model = STATE_CONFIGS.get(state_type) if isinstance(state_type, str) else None
+        if model is None:
+            self.error(f"unknown state type {state_type!r}{did_you_mean(str(state_type), STATE_CONFIGS)} "
+                       f"(available: {', '.join(STATE_CONFIGS)})", doc.position(("state", "type")))
+            return default
+        return self._validated(model, data, doc, ("state",), None, interpolator) or default
 
     def _resources(self, raw_resources: list[tuple[SourceDocument, int, Any]],
                    interpolator: Interpolator) -> dict[str, ResourceDecl]:

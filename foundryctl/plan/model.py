@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundryctl.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from foundryctl.cost.model import CostEstimate
+    from foundryctl.policy.model import PolicyResult
 
 FORMAT_VERSION = 1
 
@@ -176,6 +180,8 @@ class Plan:
     warnings: list[Diagnostic] = field(default_factory=list)
     created_at: str = ""
     foundryctl_version: str = ""
+    cost: CostEstimate | None = None  # set by Stack.plan (foundryctl.cost)
+    policy_results: list[PolicyResult] = field(default_factory=list)  # foundryctl.policy
 
     @property
     def pending(self) -> list[ResourceChange]:
@@ -228,6 +234,8 @@ class Plan:
             "summary": {"add": add, "change": change, "destroy": destroy},
             "has_changes": self.has_changes,
             "warnings": [w.to_dict() for w in self.warnings],
+            "cost": self.cost.to_dict() if self.cost is not None else None,
+            "policy_results": [r.to_dict() for r in self.policy_results],
         }
         if include_source:
             out["manifest_source"] = self.manifest_source
@@ -235,6 +243,9 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
+        from foundryctl.cost.model import CostEstimate
+        from foundryctl.policy.model import PolicyResult
+
         return cls(
             mode=Mode(data["mode"]),
             changes=[ResourceChange.from_dict(c) for c in data["resource_changes"]],
@@ -245,4 +256,6 @@ class Plan:
             manifest_source=data.get("manifest_source", {}), targets=data.get("targets", []),
             moves=[Move(m["from"], m["to"]) for m in data.get("moved", [])],
             warnings=[], created_at=data.get("created_at", ""),
-            foundryctl_version=data.get("foundryctl_version", ""))
+            foundryctl_version=data.get("foundryctl_version", ""),
+            cost=CostEstimate.from_dict(data.get("cost")),
+            policy_results=[PolicyResult.from_dict(r) for r in data.get("policy_results", [])])

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.text import Text
 
+from foundryctl.cost.model import UNKNOWN, CostEstimate, Price
 from foundryctl.plan.model import (
     Action,
     AttributeChange,
@@ -19,6 +20,7 @@ from foundryctl.plan.model import (
     Plan,
     ResourceChange,
 )
+from foundryctl.policy.model import PolicyResult
 
 _SYMBOL = {Action.CREATE: ("+", "green"), Action.UPDATE: ("~", "yellow"),
            Action.REPLACE: ("-/+", "red"), Action.DELETE: ("-", "red")}
@@ -34,6 +36,15 @@ def value_text(value: Any) -> str:
 
 def render_plan(plan: Plan) -> Text:
     out = Text()
+    _render_changes(out, plan)
+    if plan.cost is not None and plan.cost.lines:
+        _cost_section(out, plan.cost)
+    if plan.policy_results:
+        _policy_section(out, plan.policy_results)
+    return out
+
+
+def _render_changes(out: Text, plan: Plan) -> None:
     if plan.drift:
         _drift_section(out, plan.drift)
     for move in plan.moves:
@@ -53,17 +64,17 @@ def render_plan(plan: Plan) -> Text:
                        "the backend.\n", style="bold")
         else:
             out.append("No changes. State matches what exists.\n", style="bold green")
-        return out
+        return
     pending = plan.pending
     if not pending:
         if plan.moves:
             out.append(f"Plan: 0 to add, 0 to change, 0 to destroy; {len(plan.moves)} to move "
                        "in state.\n", style="bold")
-            return out
+            return
         out.append("No changes. ", style="bold green")
         out.append("The backend matches the manifest.\n" if plan.mode is Mode.NORMAL
                    else "Nothing to destroy.\n")
-        return out
+        return
     out.append("foundryctl will perform the following actions:\n\n", style="bold")
     for change in pending:
         _change(out, change)
@@ -71,7 +82,6 @@ def render_plan(plan: Plan) -> Text:
     moved = f"; {len(plan.moves)} to move in state" if plan.moves else ""
     out.append(f"Plan: {add} to add, {change_count} to change, {destroy} to destroy{moved}.\n",
                style="bold")
-    return out
 
 
 def _drift_section(out: Text, drift: list[Drift]) -> None:
@@ -136,3 +146,52 @@ def _attribute_changes(out: Text, changes: list[AttributeChange]) -> None:
         if c.forces_replacement:
             out.append("  # forces replacement", style="red")
         out.append("\n")
+
+
+def _cost_section(out: Text, cost: CostEstimate) -> None:
+    out.append("\nCost estimate:\n", style="bold")
+    width = max(len(line.address) for line in cost.lines)
+    for line in cost.lines:
+        out.append(f"  {line.address:<{width}}  {line.item:<8}  ")
+        if line.status == UNKNOWN:
+            out.append("unknown", style="yellow")
+            out.append(f": {line.detail}" if line.detail != "unknown per hour" else " per hour")
+        else:
+            out.append(line.detail)
+        notes = [n for n in (line.note,) if n]
+        if line.price is not None:
+            notes.append(price_source(line.price))
+        if notes:
+            out.append(f"  ({'; '.join(notes)})", style="dim")
+        out.append("\n")
+    out.append(f"  Total: {cost.total_text()}\n", style="bold")
+
+
+def price_source(price: Price) -> str:
+    """'price: catalog, https://..., as of 2026-11'."""
+    dated = f", as of {price.as_of}" if price.as_of else ""
+    return f"price: {price.origin}, {price.source}{dated}"
+
+
+_STATUS = {"pass": ("pass", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red"),
+           "skipped": ("skip", "dim")}
+
+
+def _policy_section(out: Text, results: list[PolicyResult]) -> None:
+    failed = sum(1 for r in results if r.status == "fail")
+    warned = sum(1 for r in results if r.status == "warn")
+    passed = sum(1 for r in results if r.status == "pass")
+    out.append("\nPolicies: ", style="bold")
+    out.append(f"{passed} passed, {warned} advisory warning(s), {failed} mandatory failure(s)\n",
+               style="bold red" if failed else "bold yellow" if warned else "bold green")
+    for result in results:
+        label, colour = _STATUS[result.status]
+        out.append(f"  [{label}] ", style=colour)
+        out.append(f"{result.rule} ({result.enforcement}): {result.description}")
+        out.append(f"  [{result.source}]" if result.skipped is None else f"  ({result.skipped})", style="dim")
+        out.append("\n")
+        for violation in result.violations:
+            who = f"{violation.address}: " if violation.address else ""
+            where = f"  ({violation.position})" if violation.position else ""
+            out.append(f"      - {who}{violation.message}")
+            out.append(f"{where}\n", style="dim")
