@@ -1099,3 +1099,49 @@ def test_scalars_resolve_as_pyyaml_does() -> None:
     expected = yaml.safe_load(text)
     expected["o"] = "2026-11-24"  # dates are kept as text on purpose
     assert documents[0].data == expected
+
+
+REGION_MANIFEST = """\
+version: 1
+resources:
+  - kind: Hub
+    name: hub
+    location: {location}
+  - kind: Project
+    name: prj
+    hub: hub
+  - kind: Dataset
+    name: chat
+    project: prj
+    path: chat.jsonl
+  - kind: FineTuneJob
+    name: agent
+    project: prj
+    base_model: {model}
+    training_data: chat
+  - kind: Deployment
+    name: agent
+    project: prj
+    model: {{job: agent}}
+"""
+
+
+@pytest.mark.parametrize(("location", "model", "expected"), [
+    ("swedencentral", "Phi-3-mini-4k-instruct", {("FineTuneJob.agent", "eastus2")}),
+    ("eastus2", "Phi-3-mini-4k-instruct", set()),
+    ("westeurope", "Phi-4-mini-instruct", {("FineTuneJob.agent", "eastus, eastus2, northcentralus"),
+                                           ("Deployment.agent", "eastus, eastus2, northcentralus")}),
+    ("swedencentral", "Phi-4-mini-instruct", {("FineTuneJob.agent", "eastus, eastus2, northcentralus")}),
+    ("westeurope", "SmolLM2-135M-Instruct", set()),  # not an Azure catalog model: nothing known
+])
+def test_catalog_region_availability_is_checked_offline(tmp_path: Path, location: str, model: str,
+                                                        expected: set) -> None:
+    rows = [json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]})
+            for i in range(12)]
+    (tmp_path / "chat.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "foundry.yaml").write_text(REGION_MANIFEST.format(location=location, model=model))
+    manifest = load_manifest(tmp_path / "foundry.yaml")
+    found = {(d.address, d.message.split("only in ")[1][:len(e)]) for d in manifest.warnings
+             if d.code == "region-unavailable" for e in [next((x[1] for x in expected if x[0] == d.address), "")]}
+    assert found == expected
+    assert all(not d.is_error for d in manifest.warnings if d.code == "region-unavailable")

@@ -51,6 +51,11 @@ class BaseModel:
     learning_rate: float
     lora_target_modules: tuple[str, ...]
     gguf: GgufSource | None = None
+    # Azure regions offering serverless fine-tuning / deployment of the model; None: not known
+    # (then nothing is checked), never guessed.
+    finetune_regions: frozenset[str] | None = None
+    deploy_regions: frozenset[str] | None = None
+    regions_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,24 @@ def base_models() -> dict[str, BaseModel]:
     out = {}
     for m in _load("models.yaml")["models"]:
         gguf = GgufSource(**m["gguf"]) if m.get("gguf") else None
+        azure = m.get("azure") or {}
         out[m["name"]] = BaseModel(name=m["name"], family=m["family"], hf_id=m["hf_id"],
                                    context_length=int(m["context_length"]),
                                    learning_rate=float(m["learning_rate"]),
-                                   lora_target_modules=tuple(m["lora_target_modules"]), gguf=gguf)
+                                   lora_target_modules=tuple(m["lora_target_modules"]), gguf=gguf,
+                                   finetune_regions=_region_set(azure.get("finetune_regions")),
+                                   deploy_regions=_region_set(azure.get("deploy_regions")),
+                                   regions_source=azure.get("source"))
     return out
+
+
+def _region_set(values: list[str] | None) -> frozenset[str] | None:
+    if values is None:
+        return None
+    found = {normalize_region(v) for v in values}
+    if None in found:
+        raise ValueError(f"models.yaml names an unknown region in {values}")
+    return frozenset(r for r in found if r)
 
 
 def find_base_model(name: str) -> BaseModel | None:

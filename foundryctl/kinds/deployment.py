@@ -149,6 +149,11 @@ class Deployment(Kind):
         out: list[Diagnostic] = []
         if spec.model.job is not None:
             job = manifest.resources.get(f"FineTuneJob.{spec.model.job}")
+            if job is not None:
+                from foundryctl.kinds.finetune_job import region_checks
+
+                out.extend(region_checks(decl, manifest, spec.project, job.spec.base_model,  # type: ignore[attr-defined]
+                                         "deployed", "deploy_regions", ("model", "job")))
             if job is not None and job.spec.project != spec.project:  # type: ignore[attr-defined]
                 out.append(Diagnostic.error(
                     f"FineTuneJob {spec.model.job!r} runs in project {job.spec.project!r}, "  # type: ignore[attr-defined]

@@ -139,7 +139,28 @@ class FineTuneJob(Kind):
                 hint="a job can only read data assets of its own project"))
         if manifest.check_files and dataset is not None:
             out.extend(_token_checks(decl, dataset))
+        out.extend(region_checks(decl, manifest, spec.project, spec.base_model, "fine-tuned",
+                                 "finetune_regions", ("base_model",)))
         return out
+
+
+def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_model: str, verb: str,
+                  field: str, path: tuple) -> list[Diagnostic]:
+    """A warning when Azure does not offer `verb` for the catalog model in the project's region:
+    the local runner does not mind, but the same manifest on Azure would be refused."""
+    from foundryctl import catalog
+    from foundryctl.kinds.project import project_location
+
+    entry = catalog.find_base_model(base_model)
+    allowed = getattr(entry, field) if entry else None
+    location = project_location(project, manifest)
+    if allowed is None or location is None or location in allowed:
+        return []
+    return [Diagnostic.warning(
+        f"{entry.name} can be {verb} on Azure only in {', '.join(sorted(allowed))}, and project "  # type: ignore[union-attr]
+        f"{project!r} is in {location}: the local backend runs it, Azure would refuse it",
+        decl.position_of(path), decl.address, code="region-unavailable",
+        hint=f"move the hub to one of those regions ({entry.regions_source})")]  # type: ignore[union-attr]
 
 
 def training_run(attributes: dict[str, Any]) -> str:

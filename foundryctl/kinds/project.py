@@ -28,6 +28,13 @@ def inside_project(project: str, manifest: Manifest) -> list[str]:
     return ([f"Hub.{decl.spec.hub}"] if decl else []) + [f"Project.{project}"]  # type: ignore[attr-defined]
 
 
+def project_location(project: str, manifest: Manifest) -> str | None:
+    """The region of `project` (its hub's location), when the manifest declares both."""
+    decl = manifest.resources.get(f"Project.{project}")
+    hub = manifest.resources.get(f"Hub.{decl.spec.hub}") if decl else None  # type: ignore[attr-defined]
+    return hub.spec.location if hub else None  # type: ignore[attr-defined]
+
+
 class Project(Kind):
     name = "Project"
     spec = ProjectSpec
