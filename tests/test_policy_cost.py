@@ -171,11 +171,34 @@ def test_a_price_that_is_not_known_is_unknown(project: Project) -> None:
     assert document["cost"]["total_text"] == "training ~$0.63; hosting $0.25/hour + unknown"
 
 
-def test_the_catalog_records_no_price_without_its_source() -> None:
+def test_the_catalog_records_no_price_without_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from foundryctl import catalog
     from foundryctl.cost.prices import catalog_prices
 
-    for name, price in catalog_prices().items():
+    for name, price in catalog_prices().items():  # what ships (none today)
         assert price.source.startswith("https://") and price.as_of, name
+    real = catalog._load
+
+    def with_prices(prices: dict):
+        def load(name: str):
+            data = real(name)
+            if name != "models.yaml":
+                return data
+            return {**data, "models": [{**m, "prices": prices} if m["name"] == "Phi-4-mini-instruct" else m
+                                       for m in data["models"]]}
+        return load
+
+    try:
+        catalog_prices.cache_clear()
+        monkeypatch.setattr(catalog, "_load", with_prices({"training_per_1k_tokens": 1.0}))
+        with pytest.raises(ValueError, match="Phi-4-mini-instruct has no source and as_of date"):
+            catalog_prices()
+        monkeypatch.setattr(catalog, "_load", with_prices({"training_per_1k_tokens": 1.0, "as_of": "2026-11",
+                                                            "source": "https://azure.microsoft.com/pricing"}))
+        catalog_prices.cache_clear()
+        assert catalog_prices()["phi-4-mini-instruct"].training_per_1k_tokens == 1.0
+    finally:
+        catalog_prices.cache_clear()  # the next test sees the real catalog
 
 
 def test_price_lookup_order() -> None:
@@ -289,6 +312,25 @@ def test_max_cost(project: Project) -> None:
     assert "the hosting cost is unknown (no hosting price for Phi-3-mini-4k-instruct)" in unknown.stdout
     project.edit("max_cost: {hosting_per_hour: 5}", "max_cost: {hosting_per_hour: 5, allow_unknown: true}")
     assert project.cli("plan").code == 0
+
+
+def test_a_policy_files_cost_limit_does_not_trust_the_manifests_own_prices(project: Project) -> None:
+    write_project(project, """\
+        prices:
+          models:
+            Phi-3-mini-4k-instruct: {training_per_1k_tokens: 0.0001}
+        """)
+    approximate_counts(project)
+    policy = project.root / "policies" / "org.yaml"
+    policy.parent.mkdir()
+    policy.write_text("max_cost: {training: 1.00}\n")
+    result = project.cli("plan", "--policy-file", "policies/org.yaml", *COMPLIANT)
+    assert result.code == 1, result
+    assert "priced by the manifest itself, which a policy file's limit does not trust" in result.stdout
+    # The same limit in the manifest's own block takes the manifest's prices.
+    with open(project.manifest, "a") as manifest:
+        manifest.write("policies:\n  max_cost: {training: 1.00}\n")
+    assert project.cli("plan", *COMPLIANT).code == 0
 
 
 RULES_PY = '''\
@@ -493,3 +535,27 @@ def test_saved_plans_keep_cost_and_policy_results(tmp_path: Path) -> None:
     loaded = load_plan(tmp_path / "plan")
     assert loaded.cost == cost and loaded.policy_results == results
     assert loaded.to_dict()["policy_results"][0]["status"] == "warn"
+
+
+def test_content_filter_rule_counts_a_category_switched_off_as_off(project: Project) -> None:
+    write_project(project)
+    project.edit('content_filter: {enabled: "${var.filter}"}',
+                 'content_filter: {enabled: true, categories: {violence: "off", hate: high}}')
+    policy = project.root / "policies" / "policy.yaml"
+    policy.parent.mkdir()
+    policy.write_text("content_filter: {enforcement: mandatory}\n")
+    result = project.cli("validate", "--policy-file", "policies/policy.yaml", *COMPLIANT)
+    assert result.code == 1, result
+    assert ("error: Deployment.agent: policy content_filter (mandatory): content filtering is turned off "
+            "for violence (content_filter.categories: off)") in result.stderr
+
+
+def test_a_huge_markdown_plan_still_fits_a_github_comment(project: Project) -> None:
+    lines = ["version: 1", "backend: {type: local, registration_delay: 0}", "resources:"]
+    for i in range(400):
+        lines += [f"  - {{kind: Hub, name: hub-{i:04d}, location: eastus2, description: {'x' * 60}}}"]
+    project.manifest.write_text("\n".join(lines) + "\n")
+    result = project.cli("plan", "--format", "markdown")
+    assert result.code == 0, result
+    assert len(result.stdout) <= 60_000
+    assert "400 to add" in result.stdout and "left out to keep this comment under GitHub's size limit" in result.stdout

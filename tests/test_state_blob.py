@@ -289,11 +289,13 @@ class TestConfig:
         code = ("import runpy, sys\n"
                 "sys.argv = ['foundryctl', '--help']\n"
                 "try:\n    runpy.run_module('foundryctl', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-                "from foundryctl.manifest import load_manifest\n"
-                f"load_manifest({str(project.manifest)!r})\n"
+                "sys.argv = ['foundryctl', 'validate', '-f', " + repr(str(project.manifest)) + "]\n"
+                "try:\n    runpy.run_module('foundryctl', run_name='__main__')\nexcept SystemExit as exit:\n"
+                "    print('EXIT:', exit.code)\n"
                 "print('AZURE:', sorted(m for m in sys.modules if m.startswith('azure')))\n")
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
+        assert "EXIT: 0" in result.stdout, result.stdout + result.stderr  # validate ran and passed
         assert "AZURE: []" in result.stdout
 
 
@@ -409,6 +411,21 @@ class TestSameAsSqlite:
 
 
 class TestLock:
+    def test_a_retried_upload_that_had_landed_counts_as_written(self, store) -> None:
+        """The SDK retries an upload whose answer was lost; the retry's old ETag is refused.
+        The store then finds its own bytes in the blob and carries on instead of aborting."""
+        lock, _ = store.acquire_lock("apply")
+        try:
+            serial = store.write(puts=[record("Hub.a")])
+            written = store._raw
+            store._etag = '"0x8D0000000000000"'  # what the retry sent: the ETag before the write
+            assert store._landed(written, serial) is True
+            assert store._etag != '"0x8D0000000000000"'
+            assert store._landed(b'{"something": "else"}', serial + 1) is False
+            assert store.write(puts=[record("Hub.b")]) == serial + 1  # the lease is still usable
+        finally:
+            store.release_lock(lock.id)
+
     def test_second_acquire_is_refused_naming_the_holder(self, store, other) -> None:
         lock, stale = store.acquire_lock("apply", command="foundryctl apply --auto-approve")
         assert stale is None and str(uuid.UUID(lock.id)) == lock.id

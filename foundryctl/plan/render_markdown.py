@@ -22,7 +22,25 @@ _HEADLINE = {Action.CREATE: "will be created", Action.UPDATE: "will be updated i
 _STATUS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skipped": "⏭️"}
 
 
-def render_markdown(plan: Plan) -> str:
+# GitHub refuses comments over 65,536 characters; leave room for a bot's own header.
+COMMENT_LIMIT = 60_000
+
+
+def render_markdown(plan: Plan, *, limit: int = COMMENT_LIMIT) -> str:
+    """The plan as a pull-request comment. Over `limit` characters, the per-resource diffs are
+    left out first, then the summary table is cut, so the comment can always be posted."""
+    text = _render(plan, diffs=True, rows=None)
+    if len(text) <= limit:
+        return text
+    text = _render(plan, diffs=False, rows=None)
+    rows = len(plan.pending)
+    while len(text) > limit and rows > 0:
+        rows //= 2
+        text = _render(plan, diffs=False, rows=rows)
+    return text
+
+
+def _render(plan: Plan, *, diffs: bool, rows: int | None) -> str:
     lines: list[str] = []
     add, change, destroy = plan.summary
     title = {Mode.NORMAL: "plan", Mode.DESTROY: "destroy plan", Mode.REFRESH_ONLY: "refresh-only plan"}
@@ -68,8 +86,15 @@ def render_markdown(plan: Plan) -> str:
     if plan.drift:
         _drift(lines, plan)
     if plan.pending or plan.moves:
-        _summary_table(lines, plan)
-        _diffs(lines, plan)
+        _summary_table(lines, plan, rows)
+        if diffs:
+            _diffs(lines, plan)
+        else:
+            lines.append("> [!NOTE]")
+            lines.append("> The per-resource changes are left out to keep this comment under GitHub's size "
+                         "limit" + (f"; the table shows {rows} of {len(plan.pending)} changes" if rows is not None
+                                    else "") + ". Run `foundryctl plan` (or see the job's log) for all of them.")
+            lines.append("")
     elif plan.mode is not Mode.REFRESH_ONLY:
         lines.append("The backend matches the manifest." if plan.mode is Mode.NORMAL
                      else "Nothing to destroy.")
@@ -122,14 +147,14 @@ def _taken_along(address: str, plan: Plan) -> list[str]:
     return found
 
 
-def _summary_table(lines: list[str], plan: Plan) -> None:
+def _summary_table(lines: list[str], plan: Plan, rows: int | None = None) -> None:
     lines.append("### Summary")
     lines.append("")
     lines.append("| | Action | Resource | Kind | Notes |")
     lines.append("|:-:|---|---|---|---|")
     for move in plan.moves:
         lines.append(f"| `→` | move | `{move.from_address}` → `{move.to_address}` | | state only |")
-    for change in plan.pending:
+    for change in plan.pending[:rows]:
         action = change.action.value
         if change.action in (Action.REPLACE, Action.DELETE):
             action = f"**{action}**"

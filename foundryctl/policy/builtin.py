@@ -66,10 +66,15 @@ class ContentFilterOn(ResourceRule):
 
     def check(self, subject: Subject) -> Violation | None:
         content_filter = subject.attributes.get("content_filter") or {}
-        if content_filter.get("enabled", True) is not False:
-            return None
-        return subject.violation("content filtering is turned off (content_filter.enabled: false)",
-                                 ("content_filter", "enabled"))
+        if content_filter.get("enabled", True) is False:
+            return subject.violation("content filtering is turned off (content_filter.enabled: false)",
+                                     ("content_filter", "enabled"))
+        # Every category switched off is filtering off under another name.
+        off = sorted(c for c, level in (content_filter.get("categories") or {}).items() if level == "off")
+        if off:
+            return subject.violation(f"content filtering is turned off for {', '.join(off)} "
+                                     "(content_filter.categories: off)", ("content_filter", "categories"))
+        return None
 
 
 class RequireProtect(ResourceRule):
@@ -169,18 +174,25 @@ def max_cost_description(settings: MaxCostRule) -> str:
     return "estimated cost per plan: " + ", ".join(limits)
 
 
-def check_max_cost(settings: MaxCostRule, cost: CostEstimate) -> list[Violation]:
-    """The plan's training total and new hourly hosting against the limits."""
+def check_max_cost(settings: MaxCostRule, cost: CostEstimate, *, trust_manifest_prices: bool = True
+                   ) -> list[Violation]:
+    """The plan's training total and new hourly hosting against the limits. A limit from a
+    policy file does not trust prices the manifest sets itself (the change under review could
+    price itself under any limit): those lines count as unknown."""
     out = []
     for per_hour, limit, what in ((False, settings.training, "training"),
                                   (True, settings.hosting_per_hour, "hosting")):
         if limit is None:
             continue
         lines = [x for x in cost.lines if x.per_hour is per_hour]
-        priced = [x for x in lines if x.status == PRICED and x.currency == settings.currency]
-        # A price in another currency cannot be compared: it counts as unknown here.
-        unknown = [x for x in lines if x.status == UNKNOWN
-                   or (x.status == PRICED and x.currency != settings.currency)]
+
+        def usable(line: Any) -> bool:
+            return (line.status == PRICED and line.currency == settings.currency
+                    and (trust_manifest_prices or line.price is None or line.price.origin != "manifest"))
+
+        priced = [x for x in lines if usable(x)]
+        # A price in another currency, or one the limit does not trust, counts as unknown here.
+        unknown = [x for x in lines if x.status == UNKNOWN or (x.status == PRICED and not usable(x))]
         total = sum(x.amount or 0.0 for x in priced)
         unit = "/hour" if per_hour else ""
         if total > limit:
@@ -192,6 +204,8 @@ def check_max_cost(settings: MaxCostRule, cost: CostEstimate) -> list[Violation]
         if unknown and not settings.allow_unknown:
             for line in unknown:
                 why = line.note or "unknown price"
+                if line.status == PRICED and line.currency == settings.currency:
+                    why = "priced by the manifest itself, which a policy file's limit does not trust"
                 out.append(Violation(f"the {what} cost is unknown ({why}), so it cannot be shown to be "
                                      f"under {money(limit, settings.currency)}{unit}", line.address))
     return out

@@ -168,6 +168,7 @@ class PolicySet:
     config: PoliciesBlock
     block: Block
     source: str  # the file that declares it, as shown to the user
+    from_policy_file: bool = False  # an organisation's guardrail, not the manifest's own block
 
     @property
     def directory(self) -> Path:
@@ -180,13 +181,16 @@ def load_policies(manifest: Manifest, policy_files: Sequence[str | os.PathLike] 
     blocks, diagnostics = manifest_blocks(manifest, "policies")
     diagnostics = list(diagnostics)
     all_blocks = list(blocks)
+    from_files: set[int] = set()
     for path in policy_files:
         if not Path(path).is_file():
             diagnostics.append(Diagnostic.error(f"policy file not found: {path}", code="io"))
             continue
-        found, problems = file_blocks(path, "policies", manifest.variables)
+        # No manifest variables: a change under review must not be able to move its own limits.
+        found, problems = file_blocks(path, "policies", {})
         diagnostics.extend(problems)
         all_blocks.extend(found)
+        from_files.update(id(b) for b in found)
     sets = []
     for block in all_blocks:
         try:
@@ -195,5 +199,5 @@ def load_policies(manifest: Manifest, policy_files: Sequence[str | os.PathLike] 
             diagnostics.extend(validation_diagnostics(exc, block.value, PoliciesBlock, block.position,
                                                       block.key_position, None))
             continue
-        sets.append(PolicySet(config, block, block.file))
+        sets.append(PolicySet(config, block, block.file, id(block) in from_files))
     return sets, diagnostics

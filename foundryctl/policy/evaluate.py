@@ -115,7 +115,9 @@ def evaluate_plan(plan: Plan, manifest: Manifest, policy_files: Sequence[str | o
         if config.max_cost is not None:
             result = PolicyResult("max_cost", _enforcement(config.max_cost.enforcement, policy),
                                   policy.source, max_cost_description(config.max_cost), checked=1)
-            result.violations = check_max_cost(config.max_cost, cost) if cost is not None else []
+            result.violations = check_max_cost(config.max_cost, cost,
+                                               trust_manifest_prices=not policy.from_policy_file) \
+                if cost is not None else []
             results.append(result)
         for index, rule in enumerate(config.custom):
             if views is None:

@@ -361,6 +361,8 @@ class BlobStateStore:
                         lease=held.lease_id if held else None, metadata=held.metadata if held else {},
                         content_settings=_JSON)
                 except HttpResponseError as exc:
+                    if held is not None and _code(exc) == "ConditionNotMet" and self._landed(body, serial):
+                        return serial
                     self._write_refused(exc, held)
                     self._etag = None  # someone else wrote first (no lock held): read again, redo
                     continue
@@ -370,6 +372,19 @@ class BlobStateStore:
                 return serial
             raise StateError(f"cannot write state {self.location}: it kept changing underneath",
                              hint="take the lock (plan/apply do) so writes do not race")
+
+    def _landed(self, body: bytes, serial: int) -> bool:
+        """Whether the blob already holds `body`: the SDK retried an upload whose first attempt
+        succeeded but whose answer was lost, and the retry's stale ETag was refused."""
+        try:
+            downloader = self._blob.download_blob()
+            raw = downloader.readall()
+        except AzureError:
+            return False
+        if raw != body:
+            return False
+        self._raw, self._etag, self._serial = body, downloader.properties.etag, serial
+        return True
 
     def _write_refused(self, exc: HttpResponseError, held: _Held | None) -> None:
         """Raise for a refused upload, unless it is a lost race that a re-read can redo."""
