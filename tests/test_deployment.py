@@ -16,6 +16,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -23,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Project, require
+from conftest import Project, cli_env, require
 from test_finetune_job import finetune_project, smollm2  # noqa: F401 (a fixture)
 
 from foundryctl.training.jobdir import pid_alive
@@ -132,6 +134,22 @@ def test_the_openai_client_gets_completions_plain_and_streamed(deployed: Project
 
     models = client(deployed).models.list()
     assert [m.id for m in models.data] == ["xbox-bot"]
+
+
+def test_chat_asks_the_endpoint_like_a_client(deployed: Project) -> None:
+    expected = ask(deployed, max_tokens=16).choices[0].message.content
+    for extra in ([], ["--no-stream"]):
+        result = deployed.cli("chat", "xbox-bot", QUESTION, "--max-tokens", "16", "--temperature", "0", *extra)
+        assert result.code == 0, result
+        assert result.stdout.strip() == expected.strip()
+    # Interactive: a conversation of two turns, ended by an empty line.
+    session = subprocess.run([sys.executable, "-m", "foundryctl", "chat", "xbox-bot", "-f", deployed.manifest.name,
+                              "--max-tokens", "8", "--temperature", "0"], cwd=deployed.root, env=cli_env(),
+                             input=f"{QUESTION}\nAnd then?\n\n", capture_output=True, text=True, timeout=300)
+    assert session.returncode == 0, session.stderr
+    assert session.stdout.count("bot> ") == 2  # two turns, then the empty line ends it
+    blocked = deployed.cli("chat", "xbox-bot", HARMFUL)
+    assert blocked.code == 1 and "400" in blocked.output and "content management policy" in blocked.output
 
 
 def test_keys_are_required_accepted_in_both_headers_rotated_and_never_leak(deployed: Project) -> None:

@@ -90,6 +90,46 @@ def load_stack(stack_args: dict[str, Any], *, check_files: bool = True) -> Stack
     return Stack.load(args.pop("path"), check_files=check_files, **args)
 
 
+def records_in_state(stack_args: dict[str, Any], kind: str) -> dict[str, Any]:
+    """name -> state record of every resource of `kind` (read without checking data files)."""
+    with load_stack(stack_args, check_files=False) as stack:
+        return {r.name: r for r in stack.state.records() if r.kind == kind}
+
+
+def one_record(found: dict[str, Any], kind: str, name: str, what: str) -> Any:
+    """The record `name` (or `Kind.name`) among `found`, or an error listing what there is."""
+    from foundryctl.errors import FoundryctlError
+    from foundryctl.suggest import did_you_mean
+
+    key = name.split(".", 1)[1] if name.startswith(f"{kind}.") else name
+    if key not in found or found[key] is None:
+        raise FoundryctlError(f"no {what} {name!r} in state" + (did_you_mean(key, found) or (
+            f" ({what}s: {', '.join(found)})" if found else " (none applied yet)")))
+    return found[key]
+
+
+def print_log(path: Path, *, follow: bool, finished: Callable[[], bool] = lambda: False) -> None:
+    """Print a log file; with `follow`, keep printing new lines until `finished()` says so
+    and nothing new came (or until interrupted)."""
+    import time
+
+    position = 0
+    while True:
+        try:
+            with open(path, "rb") as log:
+                log.seek(position)
+                chunk = log.read()
+                position += len(chunk)
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not follow or (finished() and not chunk):
+            return
+        time.sleep(0.5)
+
+
 def print_notices(stack: Stack) -> None:
     if stack.notices:
         print_diagnostics(stack.notices)

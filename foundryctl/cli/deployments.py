@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from foundryctl.cli.common import console, handle_errors, load_stack, manifest_options
+from foundryctl.cli.common import (
+    console,
+    handle_errors,
+    manifest_options,
+    one_record,
+    print_log,
+    records_in_state,
+)
 
 
 @click.group()
@@ -22,22 +27,13 @@ def deployment_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """name -> (state record, DeploymentDir) for every Deployment in state."""
     from foundryctl.serving.deploydir import DeploymentDir
 
-    with load_stack(stack_args, check_files=False) as stack:
-        records = [r for r in stack.state.records() if r.kind == "Deployment"]
-    return {r.name: (r, DeploymentDir(Path(r.outputs["directory"])) if r.outputs.get("directory") else None)
-            for r in records}
+    return {name: (r, DeploymentDir(Path(r.outputs["directory"])) if r.outputs.get("directory") else None)
+            for name, r in records_in_state(stack_args, "Deployment").items()}
 
 
 def one_deployment(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
-    from foundryctl.errors import FoundryctlError
-    from foundryctl.suggest import did_you_mean
-
-    found = deployment_dirs(stack_args)
-    key = name.split(".", 1)[1] if name.startswith("Deployment.") else name
-    if key not in found or found[key][1] is None:
-        raise FoundryctlError(f"no deployment {name!r} in state" + (did_you_mean(key, found) or (
-            f" (deployments: {', '.join(found)})" if found else " (none applied yet)")))
-    return found[key]
+    found = {n: pair for n, pair in deployment_dirs(stack_args).items() if pair[1] is not None}
+    return one_record(found, "Deployment", name, "deployment")
 
 
 @deployments.command("list")
@@ -134,21 +130,7 @@ def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
 def deployment_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
     """The server's log (requests, model loads, errors)."""
     _, directory = one_deployment(stack_args, name)
-    position = 0
-    while True:
-        try:
-            with open(directory.log, "rb") as log:
-                log.seek(position)
-                chunk = log.read()
-                position += len(chunk)
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            sys.stdout.write(chunk.decode("utf-8", "replace"))
-            sys.stdout.flush()
-        if not follow:
-            return
-        time.sleep(0.5)
+    print_log(directory.log, follow=follow)
 
 
 def _model_name(model_id: str | None) -> str:

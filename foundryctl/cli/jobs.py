@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from foundryctl.cli.common import console, handle_errors, load_stack, manifest_options
+from foundryctl.cli.common import (
+    console,
+    handle_errors,
+    manifest_options,
+    one_record,
+    print_log,
+    records_in_state,
+)
 
 
 @click.group()
@@ -22,25 +27,13 @@ def _job_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """name -> (state record, JobDir) for every FineTuneJob in state."""
     from foundryctl.training.jobdir import JobDir
 
-    with load_stack(stack_args, check_files=False) as stack:
-        records = [r for r in stack.state.records() if r.kind == "FineTuneJob"]
-    found = {}
-    for record in records:
-        directory = record.outputs.get("job_dir")
-        found[record.name] = (record, JobDir(Path(directory)) if directory else None)
-    return found
+    return {name: (record, JobDir(Path(record.outputs["job_dir"])) if record.outputs.get("job_dir") else None)
+            for name, record in records_in_state(stack_args, "FineTuneJob").items()}
 
 
 def _one(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
-    from foundryctl.errors import FoundryctlError
-    from foundryctl.suggest import did_you_mean
-
-    found = _job_dirs(stack_args)
-    key = name.split(".", 1)[1] if name.startswith("FineTuneJob.") else name
-    if key not in found or found[key][1] is None:
-        raise FoundryctlError(f"no fine-tune job {name!r} in state" + (did_you_mean(key, found) or (
-            f" (jobs: {', '.join(found)})" if found else " (none applied yet)")))
-    return found[key]
+    found = {n: pair for n, pair in _job_dirs(stack_args).items() if pair[1] is not None}
+    return one_record(found, "FineTuneJob", name, "fine-tune job")
 
 
 @jobs.command("list")
@@ -102,21 +95,7 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
     from foundryctl.training.jobdir import INTERRUPTED, TERMINAL
 
     _, directory = _one(stack_args, name)
-    position = 0
-    while True:
-        try:
-            with open(directory.log, "rb") as log:
-                log.seek(position)
-                chunk = log.read()
-                position += len(chunk)
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            sys.stdout.write(chunk.decode("utf-8", "replace"))
-            sys.stdout.flush()
-        if not follow or (directory.state() in TERMINAL | {INTERRUPTED} and not chunk):
-            return
-        time.sleep(0.5)
+    print_log(directory.log, follow=follow, finished=lambda: directory.state() in TERMINAL | {INTERRUPTED})
 
 
 @jobs.command("metrics")
