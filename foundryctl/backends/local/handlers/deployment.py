@@ -243,8 +243,10 @@ class DeploymentHandler(LocalHandler):
         """Ask the endpoint one question, the way a client would, and keep the answer for the
         apply summary (a failure here is reported, not fatal: the endpoint is up)."""
         question = _sample_question(self.cloud, model)
+        # Sampled, with a fixed seed: greedy decoding sends small models into loops ("no, no, no"),
+        # which would misrepresent them; the seed keeps the sample the same for the same model.
         body = {"messages": [{"role": "user", "content": question}], "max_tokens": SAMPLE_TOKENS,
-                "temperature": 0}
+                "temperature": 0.7, "top_p": 0.9, "seed": 0}
         request = urllib.request.Request(
             f"http://127.0.0.1:{config.port}/v1/chat/completions", data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json", "api-key": directory.keys()["key1"]})
