@@ -219,7 +219,7 @@ def test_seed_workflow_trains_registers_and_a_new_hyperparameter_is_a_new_run(pr
     finetune_project(project)
     assert project.cli("validate").code == 0
 
-    applied = project.cli("apply", "--auto-approve", timeout=300)
+    applied = project.cli("apply", "--auto-approve", timeout=600)
     assert applied.code == 0, applied
     out = applied.stdout
     assert re.search(rf"{JOB}: training started \(pid \d+, log .*train\.log\)", out), out
@@ -277,7 +277,7 @@ def test_seed_workflow_trains_registers_and_a_new_hyperparameter_is_a_new_run(pr
                      r"replacement, new training run: [\d,]+ tokens x 2 epoch\(s\), est\. ", plan.stdout), plan
     assert f"-/+ {JOB}" in plan.stdout
 
-    replaced = project.cli("apply", "--auto-approve", timeout=300)
+    replaced = project.cli("apply", "--auto-approve", timeout=600)
     assert replaced.code == 0, replaced
     out = replaced.stdout
     assert f"{JOB}: registered model xbox-agent:2" in out
@@ -360,7 +360,7 @@ def test_a_killed_job_reads_interrupted_and_apply_resumes_it(project: Project, s
     listed = project.cli("jobs", "list")
     assert re.search(r"^xbox-agent\s+Running\s", listed.stdout, re.MULTILINE), listed
 
-    wait_for(lambda: (directory.checkpoints / "epoch-1" / "checkpoint.done").exists(), 180,
+    wait_for(lambda: (directory.checkpoints / "epoch-1" / "checkpoint.done").exists(), 360,
              "the epoch-1 checkpoint")
     os.kill(status["pid"], signal.SIGKILL)
     wait_for(lambda: not pid_alive(status["pid"], status.get("pid_start")), 30, "the process to die")
@@ -375,7 +375,7 @@ def test_a_killed_job_reads_interrupted_and_apply_resumes_it(project: Project, s
     listed = project.cli("jobs", "list")
     assert re.search(r"^xbox-agent\s+Interrupted\s+[12]/2\s", listed.stdout, re.MULTILINE), listed
 
-    resumed = project.cli("apply", "--auto-approve", timeout=300)
+    resumed = project.cli("apply", "--auto-approve", timeout=600)
     assert resumed.code == 0, resumed
     assert f"{JOB}: resuming from epoch-1" in resumed.stdout
     assert f"{JOB}: registered model xbox-agent:1" in resumed.stdout
@@ -395,7 +395,7 @@ def test_destroy_cancels_a_running_job(project: Project, smollm2) -> None:
     """Destroying a job that is training stops its process (SIGTERM, between steps), removes
     its directory, and no model is registered."""
     directory, status = start_detached(project, epochs=3, batch_size=2)
-    wait_for(lambda: (directory.read_status().get("step") or 0) >= 1, 180, "the first training step")
+    wait_for(lambda: (directory.read_status().get("step") or 0) >= 1, 360, "the first training step")
     assert directory.read_status()["step"] < 18
 
     started = time.monotonic()
