@@ -24,7 +24,7 @@ from typing import Any
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
-from foundryctl.backends.local.handlers.base import LocalHandler
+from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError
 from foundryctl.kinds.deployment import RUNNING
 from foundryctl.serving import loopback
@@ -227,7 +227,7 @@ class DeploymentHandler(LocalHandler):
                 directory.discard_pending()
                 status = directory.read_status()
                 raise BackendError("DeploymentFailed", "the server exited: "
-                                   f"{status.get('error') or 'see its log'}\n{_tail(directory.log, 6)}",
+                                   f"{status.get('error') or 'see its log'}\n{log_tail(directory.log, 6)}",
                                    hint=f"see {directory.log}")
             if _healthy(config.port):
                 progress(f"serving on http://127.0.0.1:{config.port}/v1")
@@ -413,10 +413,3 @@ def _short(resource_id: str) -> str:
     if len(parts) >= 4 and parts[-2] == "versions":
         return f"{parts[-3]}:{parts[-1]}"
     return resource_id
-
-
-def _tail(path: Any, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -18,7 +18,7 @@ from typing import Any
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
-from foundryctl.backends.local.handlers.base import LocalHandler
+from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
 from foundryctl.kinds.finetune_job import training_run
@@ -230,7 +230,7 @@ class FineTuneJobHandler(LocalHandler):
                 return
             if state in (FAILED, CANCELED, INTERRUPTED):
                 status = directory.read_status()
-                tail = _tail(directory.log, 8)
+                tail = log_tail(directory.log, 8)
                 raise BackendError(
                     "TrainingFailed" if state == FAILED else f"Training{state}",
                     f"training {state.lower()}: {status.get('error') or 'the job process exited'}"
@@ -311,13 +311,6 @@ def _progress_line(status: dict[str, Any]) -> str:
     if eta is not None:
         parts.append(f"ETA {int(eta) // 60}:{int(eta) % 60:02d}")
     return ", ".join(parts)
-
-
-def _tail(path: Any, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 
