@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The Azure contract tests' fixtures (fake_azure, azure_backend, az_login).
+pytest_plugins = ["azurefake.fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 PRINCIPAL = "ml-engineer@contoso.com"
 

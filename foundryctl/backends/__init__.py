@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from foundryctl.backends.azure.config import AzureBackendConfig
 from foundryctl.backends.local.config import LocalBackendConfig
 
 if TYPE_CHECKING:
     from foundryctl.backends.base import Backend
 
-BACKEND_CONFIGS: dict[str, type[BaseModel]] = {"local": LocalBackendConfig}
-_IMPLEMENTATIONS = {"local": "foundryctl.backends.local:LocalBackend"}
+BACKEND_CONFIGS: dict[str, type[BaseModel]] = {"local": LocalBackendConfig, "azure": AzureBackendConfig}
+_IMPLEMENTATIONS = {"local": "foundryctl.backends.local:LocalBackend",
+                    "azure": "foundryctl.backends.azure:AzureBackend"}
 
 
 def open_backend(config: BaseModel, root: Path) -> Backend:

@@ -1,0 +1,66 @@
+"""The Azure SDK clients one backend uses, made on first use and shared by its handlers.
+
+Every client sends through azure-core's pipeline with a retry policy that waits out ARM
+throttling: a 429 (or 5xx) is retried after the server's Retry-After, with backoff
+otherwise, so parallel refreshes slow down instead of failing.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from foundryctl.backends.azure.config import AzureBackendConfig
+
+# azure-core RetryPolicy settings (Retry-After is honoured by default).
+RETRY = {"retry_total": 10, "retry_backoff_factor": 0.8, "retry_backoff_max": 60}
+USER_AGENT = "foundryctl"
+
+
+class AzureClients:
+    def __init__(self, config: AzureBackendConfig, credential: Any):
+        self.config = config
+        self.credential = credential
+        self._ml: dict[str | None, MLClient] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def resources(self) -> ResourceManagementClient:
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return ResourceManagementClient(self.credential, self.config.subscription_id,
+                                        base_url=self.config.arm_endpoint, user_agent=USER_AGENT, **RETRY)
+
+    @cached_property
+    def authorization(self) -> AuthorizationManagementClient:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        return AuthorizationManagementClient(self.credential, self.config.subscription_id,
+                                             base_url=self.config.arm_endpoint, user_agent=USER_AGENT, **RETRY)
+
+    def ml(self, workspace: str | None = None) -> MLClient:
+        """An MLClient for the resource group (hubs, projects) or one workspace (data, jobs,
+        endpoints). Telemetry is off: foundryctl sends nothing but the calls it makes."""
+        with self._lock:
+            client = self._ml.get(workspace)
+            if client is None:
+                from azure.ai.ml import MLClient
+
+                client = MLClient(self.credential, self.config.subscription_id, self.config.resource_group,
+                                  workspace_name=workspace, enable_telemetry=False, show_progress=False,
+                                  user_agent=USER_AGENT, **RETRY)
+                self._ml[workspace] = client
+            return client
+
+    def close(self) -> None:
+        for name in ("resources", "authorization"):
+            client = self.__dict__.pop(name, None)
+            if client is not None:
+                client.close()
+        self._ml.clear()

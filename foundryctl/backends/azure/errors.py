@@ -1,0 +1,77 @@
+"""Azure's errors in foundryctl's terms: ARM error codes kept, messages made readable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from foundryctl.errors import BackendError
+
+T = TypeVar("T")
+
+
+def error_code(exc: BaseException) -> str:
+    """ARM's error code (`RoleAssignmentExists`, `ResourceNotFound`...) or the HTTP status."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    if code:
+        return str(code)
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    return f"Http{status}" if status else type(exc).__name__
+
+
+def status_code(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status
+
+
+def sdk_errors() -> tuple[type[BaseException], ...]:
+    """What the Azure SDKs raise (programming errors stay tracebacks)."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        from azure.ai.ml.exceptions import MlException
+    except ImportError:  # pragma: no cover - azure-ai-ml is part of the azure extra
+        return (AzureError,)
+    return (AzureError, MlException)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError) or status_code(exc) == 404
+
+
+def backend_error(exc: BaseException, doing: str, *, hint: str | None = None) -> BackendError:
+    """`doing` says what foundryctl was doing ("creating hub ft-hub")."""
+    if isinstance(exc, BackendError):
+        return exc
+    error = getattr(exc, "error", None)
+    message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    message = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    code = error_code(exc)
+    if hint is None and (code in ("AuthorizationFailed", "LinkedAuthorizationFailed") or status_code(exc) == 403):
+        hint = ("the signed-in identity lacks a role for this: see docs/azure-backend.md "
+                "(required roles)")
+    return BackendError(code, f"{doing}: {message}", hint=hint)
+
+
+def read_or_none(call: Callable[[], T], doing: str) -> T | None:
+    """A GET where 404 means absent."""
+    try:
+        return call()
+    except sdk_errors() as exc:
+        if is_not_found(exc):
+            return None
+        raise backend_error(exc, doing) from None
+
+
+def calling(doing: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call an SDK method, turning its errors into BackendError."""
+    try:
+        return call(*args, **kwargs)
+    except sdk_errors() as exc:
+        raise backend_error(exc, doing) from None

@@ -1,0 +1,3 @@
+"""One handler per kind for the Azure backend."""
+
+HANDLERS: dict = {}
