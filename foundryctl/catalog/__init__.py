@@ -56,6 +56,9 @@ class BaseModel:
     finetune_regions: frozenset[str] | None = None
     deploy_regions: frozenset[str] | None = None
     regions_source: str | None = None
+    # The model's asset id in Azure's model catalog (registry), what an Azure fine-tune job
+    # names as its base; None: Azure does not fine-tune it.
+    azure_model_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def base_models() -> dict[str, BaseModel]:
                                    lora_target_modules=tuple(m["lora_target_modules"]), gguf=gguf,
                                    finetune_regions=_region_set(azure.get("finetune_regions")),
                                    deploy_regions=_region_set(azure.get("deploy_regions")),
-                                   regions_source=azure.get("source"))
+                                   regions_source=azure.get("source"),
+                                   azure_model_id=azure.get("model_id"))
     return out
 
 

@@ -63,7 +63,9 @@ class FineTuneJobSpec(Spec):
     validation_data: Annotated[str | None, Ref("Dataset"), Field(description=(
         "Name of a Dataset to validate on; default: the training dataset's validation data."))] = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
-    runner: Literal["local"] = Field("local", description="Where training runs (azure: with the Azure backend).")
+    runner: Literal["local", "azure"] | None = Field(None, description=(
+        "Where training runs: local (this machine, local backend) or azure (Azure's serverless "
+        "fine-tuning, azure backend); default: the backend's own."))
     output_model: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$", description=(
         "Name of the registered model; default: the job's name."))
     seed: int = Field(0, ge=0, lt=2**31, description="Seed of data order, initialisation and dropout.")
@@ -104,6 +106,7 @@ class FineTuneJob(Kind):
         spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
         attributes = cls.attributes(spec)
         attributes["output_model"] = spec.output_model or spec.name
+        attributes["runner"] = spec.runner or default_runner(decl.manifest)
         # The data versions it trains on: new data is a new run.
         training = _dataset_attributes(decl, spec.training_data)
         attributes["training_version"] = training.get("version")
@@ -142,6 +145,11 @@ class FineTuneJob(Kind):
         out.extend(region_checks(decl, manifest, spec.project, spec.base_model, "fine-tuned",
                                  "finetune_regions", ("base_model",)))
         return out
+
+
+def default_runner(manifest: Manifest | None) -> str:
+    """Each backend trains where it lives: the local backend here, the azure backend on Azure."""
+    return "azure" if manifest is not None and manifest.backend.type == "azure" else "local"
 
 
 def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_model: str, verb: str,

@@ -7,6 +7,8 @@ retry policy); writes go through the SDKs' long-running-operation pollers.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,15 +36,20 @@ class AzureBackend(Backend):
         self.wait_for_jobs = True  # apply --no-wait: submit training and return
         self.credential = credential or default_credential(config.tenant_id)
         self.clients = AzureClients(config, self.credential)
-        from foundryctl.backends.azure.handlers import HANDLERS
-
-        self._handlers = {kind: cls(self) for kind, cls in HANDLERS.items()}
+        self._handlers: dict[str, Handler] = {}
+        self._handlers_lock = threading.Lock()
 
     def handler(self, kind: str) -> Handler:
-        try:
+        from foundryctl.backends.azure.handlers import HANDLERS
+
+        with self._handlers_lock:  # refresh asks from several threads
+            if kind not in self._handlers:
+                if kind not in HANDLERS:
+                    raise BackendError("UnsupportedKind", f"the azure backend has no handler for {kind}")
+                module_name, _, class_name = HANDLERS[kind].partition(":")
+                module = importlib.import_module(f"foundryctl.backends.azure.handlers.{module_name}")
+                self._handlers[kind] = getattr(module, class_name)(self)
             return self._handlers[kind]
-        except KeyError:
-            raise BackendError("UnsupportedKind", f"the azure backend has no handler for {kind}") from None
 
     def read_many(self, targets: list[Target]) -> dict[str, Observed | None]:
         """Every target read at once, up to `max_parallel_reads` in flight."""

@@ -1,3 +1,14 @@
-"""One handler per kind for the Azure backend."""
+"""One handler per kind for the Azure backend (imported on first use: plan imports only what
+the manifest has)."""
 
-HANDLERS: dict = {}
+HANDLERS: dict[str, str] = {
+    "ProviderRegistration": "provider_registration:ProviderRegistrationHandler",
+    "Hub": "workspace:HubHandler",
+    "Project": "workspace:ProjectHandler",
+    "RoleAssignment": "role_assignment:RoleAssignmentHandler",
+    "Dataset": "dataset:DatasetHandler",
+    "FineTuneJob": "finetune_job:FineTuneJobHandler",
+    "Deployment": "deployment:DeploymentHandler",
+}
+
+__all__ = ["HANDLERS"]
