@@ -68,6 +68,11 @@ class Handler(ABC):
         endpoints serving a job's model). The plan refuses deletes they would break."""
         return []
 
+    def delete_notes(self, observed: Observed) -> list[str]:
+        """What the plan should say about deleting this object in this backend (a hub that
+        Azure only soft-deletes)."""
+        return []
+
     @abstractmethod
     def create(self, target: Target, progress: Progress) -> Observed: ...
 

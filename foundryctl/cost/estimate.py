@@ -48,7 +48,7 @@ def estimate_cost(plan: Plan, manifest: Manifest, prices: PriceBook | None = Non
 def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
                   prices: PriceBook) -> CostLine:
     # _report is the job kind's own dataset report (its base model's tokenizer and context).
-    from foundryctl.kinds.finetune_job import _report, estimate
+    from foundryctl.kinds.finetune_job import _report, default_runner, estimate
 
     def line(status: str, amount: float | None, detail: str, **rest: Any) -> CostLine:
         return CostLine(address, "FineTuneJob", "training", status, amount,
@@ -58,7 +58,8 @@ def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
         return line(UNKNOWN, None, "not in the manifest", note="not in the manifest")
     spec = cast("FineTuneJobSpec", decl.spec)
     epochs = spec.hyperparameters.epochs
-    local = spec.runner == "local"
+    runner = spec.runner or default_runner(manifest)
+    local = runner == "local"
     # The catalog's prices are Azure's: they price what Azure trains, not this machine.
     price = prices.training(address, spec.base_model, use_catalog=not local)
     note = _local_estimate(estimate(decl)) if local else None
@@ -75,7 +76,7 @@ def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
     billed = per_epoch * epochs
     approx = "" if report.tokens_exact else "~"
     quantity = {"billed_tokens": billed, "billed_tokens_per_epoch": per_epoch, "epochs": epochs,
-                "tokens_exact": report.tokens_exact, "base_model": spec.base_model, "runner": spec.runner}
+                "tokens_exact": report.tokens_exact, "base_model": spec.base_model, "runner": runner}
     tokens = f"{approx}{billed:,} billed tokens ({approx}{per_epoch:,} x {epochs} epoch(s))"
     if price is not None:
         amount = billed / 1000 * price.amount

@@ -159,6 +159,7 @@ class Deployment(Kind):
                     f"FineTuneJob {spec.model.job!r} runs in project {job.spec.project!r}, "  # type: ignore[attr-defined]
                     f"not {spec.project!r}", decl.position_of(("model", "job")), decl.address,
                     code="cross-project", hint="a deployment serves models of its own project"))
+        out.extend(_azure_filter_checks(decl, manifest))
         ports: dict[int, str] = {}
         for address in manifest.addresses_of_kind("Deployment"):
             other = manifest.resources[address].spec.serving.port  # type: ignore[attr-defined]
@@ -170,6 +171,24 @@ class Deployment(Kind):
                 f"port {port} is also used by {ports[port]}", decl.position_of(("serving", "port")),
                 decl.address, code="port-conflict", hint="give each deployment its own port, or leave it out"))
         return out
+
+
+def _azure_filter_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+    """Azure's serverless endpoints have one content-safety switch: say so when the manifest
+    asks for more, so nobody believes a stricter threshold is enforced there."""
+    if manifest.backend.type != "azure":
+        return []
+    spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+    wanted, default = spec.content_filter, ContentFilter()
+    local_only = [name for name in ("threshold", "categories", "classifier", "azure_endpoint")
+                  if getattr(wanted, name) != getattr(default, name)]
+    if not local_only:
+        return []
+    return [Diagnostic.warning(
+        f"content_filter {', '.join(local_only)} {'applies' if len(local_only) == 1 else 'apply'} to the "
+        "local backend only: a serverless endpoint "
+        "on Azure has Azure AI Content Safety on (its default filter) or off, nothing in between",
+        decl.position_of(("content_filter",)), decl.address, code="local-only-setting")]
 
 
 def _job_run(decl: ResourceDecl, job: str) -> str | None:

@@ -144,6 +144,7 @@ class FineTuneJob(Kind):
             out.extend(_token_checks(decl, dataset))
         out.extend(region_checks(decl, manifest, spec.project, spec.base_model, "fine-tuned",
                                  "finetune_regions", ("base_model",)))
+        out.extend(runner_checks(decl, manifest))
         return out
 
 
@@ -154,8 +155,9 @@ def default_runner(manifest: Manifest | None) -> str:
 
 def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_model: str, verb: str,
                   field: str, path: tuple) -> list[Diagnostic]:
-    """A warning when Azure does not offer `verb` for the catalog model in the project's region:
-    the local runner does not mind, but the same manifest on Azure would be refused."""
+    """Whether Azure offers `verb` for the catalog model in the project's region: an error on
+    the azure backend (before anything is created), a warning on the local backend, which
+    runs it anyway but whose manifest Azure would refuse."""
     from foundryctl import catalog
     from foundryctl.kinds.project import project_location
 
@@ -164,11 +166,59 @@ def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_mod
     location = project_location(project, manifest)
     if allowed is None or location is None or location in allowed:
         return []
-    return [Diagnostic.warning(
-        f"{entry.name} can be {verb} on Azure only in {', '.join(sorted(allowed))}, and project "  # type: ignore[union-attr]
-        f"{project!r} is in {location}: the local backend runs it, Azure would refuse it",
-        decl.position_of(path), decl.address, code="region-unavailable",
-        hint=f"move the hub to one of those regions ({entry.regions_source})")]  # type: ignore[union-attr]
+    on_azure = manifest.backend.type == "azure"
+    hub = manifest.resources[f"Project.{project}"].spec.hub  # type: ignore[attr-defined]
+    message = (f"{entry.name} can be {verb} on Azure only in {', '.join(sorted(allowed))}, and project "  # type: ignore[union-attr]
+               f"{project!r} is in {location} (the location of Hub.{hub})"
+               + ("" if on_azure else ": the local backend runs it, Azure would refuse it"))
+    hint = f"move the hub to one of those regions ({entry.regions_source})"  # type: ignore[union-attr]
+    if on_azure:
+        return [Diagnostic.error(message, decl.position_of(path), decl.address, code="region-unavailable",
+                                 hint=hint)]
+    return [Diagnostic.warning(message, decl.position_of(path), decl.address, code="region-unavailable",
+                               hint=hint)]
+
+
+def runner_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+    """The runner must be the backend's, the base model one Azure fine-tunes, and settings
+    Azure has no knob for are pointed out instead of silently dropped."""
+    from foundryctl import catalog
+
+    spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
+    backend = manifest.backend.type
+    runner = spec.runner or default_runner(manifest)
+    if runner != ("azure" if backend == "azure" else "local"):
+        return [Diagnostic.error(
+            f"runner: {runner} needs the {runner} backend, and this manifest uses the {backend} backend",
+            decl.position_of(("runner",)), decl.address, code="runner-backend",
+            hint="leave `runner` out: each backend trains where it lives")]
+    if runner != "azure":
+        return []
+    out: list[Diagnostic] = []
+    entry = catalog.find_base_model(spec.base_model)
+    if entry is None or entry.azure_model_id is None:
+        offered = sorted(m.name for m in catalog.base_models().values() if m.azure_model_id)
+        out.append(Diagnostic.error(
+            f"{spec.base_model} is not offered for serverless fine-tuning on Azure",
+            decl.position_of(("base_model",)), decl.address, code="model-unavailable",
+            hint=f"use one of: {', '.join(offered)}"))
+    defaults = Hyperparameters()
+    ignored = [name for name in LOCAL_ONLY_HYPERPARAMETERS
+               if getattr(spec.hyperparameters, name) != getattr(defaults, name)]
+    if ignored:
+        out.append(Diagnostic.warning(
+            f"Azure's serverless fine-tuning has no setting for {', '.join(ignored)}: "
+            f"{'it applies' if len(ignored) == 1 else 'they apply'} to the local runner only",
+            decl.position_of(("hyperparameters", ignored[0])), decl.address,
+            code="local-only-setting"))
+    return out
+
+
+# What the local runner reads and Azure's fine-tuning does not (it takes epochs, batch size
+# and learning rate).
+LOCAL_ONLY_HYPERPARAMETERS = ("full_finetune", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+                              "max_seq_length", "gradient_accumulation_steps", "max_tokens_per_pass",
+                              "warmup_ratio", "lr_scheduler", "weight_decay", "merge_weights")
 
 
 def training_run(attributes: dict[str, Any]) -> str:
@@ -248,6 +298,9 @@ def estimate(decl: ResourceDecl | None) -> str:
         return f"new training run: {epochs} epoch(s)"
     approx = "" if report.tokens_exact else "~"
     per_epoch = report.billed_tokens_per_epoch
+    if (spec.runner or default_runner(decl.manifest)) == "azure":
+        return (f"new training run on Azure serverless fine-tuning: {approx}{per_epoch:,} tokens x "
+                f"{epochs} epoch(s) billed")
     device = "cuda" if _cuda_available() else "cpu"
     seconds = per_epoch * epochs / ASSUMED_TOKENS_PER_SECOND[device]
     return (f"new training run: {approx}{per_epoch:,} tokens x {epochs} epoch(s), "

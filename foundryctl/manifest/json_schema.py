@@ -111,6 +111,10 @@ def manifest_json_schema(*, interpolation: bool = True) -> dict[str, Any]:
     }
     if interpolation:
         _allow_interpolation(schema)
+        # A whole backend block from a variable: one manifest, a --var-file per backend.
+        block = schema["properties"]["backend"]
+        schema["properties"]["backend"] = {**_annotations(block), "anyOf": [
+            _without_annotations(block), {"$ref": _REF.format(model=INTERPOLATION)}]}
     return schema
 
 

@@ -265,7 +265,10 @@ class _Loader:
                 if not isinstance(doc.data, dict):
                     self.error("a variable file must be a mapping of name to value", doc.position(()))
                     continue
+                # Variable files may read the environment (a subscription id kept out of git).
+                from_env = Interpolator({}, self.env, self.diagnostics, allow_vars=False)
                 for name, value in doc.data.items():
+                    value = from_env.resolve(value, lambda p, doc=doc, name=name: doc.position((name,) + p))
                     variable = declared.get(name)
                     if variable is None:
                         self.error(f"variable {name!r} is not declared in the manifest"

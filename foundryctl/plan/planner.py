@@ -252,6 +252,8 @@ class _Planner:
         action = Action.REPLACE if reasons else (Action.UPDATE if changes else Action.NOOP)
         if action is not Action.NOOP:
             reasons += kind.describe_changes(seen.attributes, decl.attributes, decl)
+        if action is Action.REPLACE:
+            reasons += self.backend.handler(kind.name).delete_notes(seen)
         state_only = False
         if action is Action.NOOP and record.protect != decl.spec.protect:
             action, state_only = Action.UPDATE, True
@@ -260,9 +262,10 @@ class _Planner:
                               reasons=reasons, backend_id=seen.id, state_only=state_only, **common)
 
     def _delete_change(self, record: ResourceRecord, seen: Observed | None, reason: str) -> ResourceChange:
+        notes = self.backend.handler(record.kind).delete_notes(seen) if seen and record.kind in KINDS else []
         return ResourceChange(
             address=record.address, kind=record.kind, name=record.name, action=Action.DELETE,
-            before=seen.attributes if seen else record.attributes, after=None, reasons=[reason],
+            before=seen.attributes if seen else record.attributes, after=None, reasons=[reason, *notes],
             backend_id=seen.id if seen else record.backend_id, dependencies=record.dependencies,
             prior_dependencies=record.dependencies, protect=record.protect)
 

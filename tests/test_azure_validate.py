@@ -1,0 +1,156 @@
+"""The azure backend at validate time: offline, no credentials, and strict about what Azure
+would refuse (regions, runner, base model) before anything is created."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+from foundryctl.errors import ManifestError
+from foundryctl.manifest import load_manifest
+
+SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
+BACKEND = f"""\
+backend:
+  type: azure
+  subscription_id: {SUBSCRIPTION}
+  resource_group: rg-foundry
+  location: eastus2
+"""
+RESOURCES = """\
+resources:
+  - {{kind: Hub, name: ft-hub, location: {location}}}
+  - {{kind: Project, name: prj, hub: ft-hub}}
+  - {{kind: Dataset, name: chat, project: prj, path: chat.jsonl}}
+  - kind: FineTuneJob
+    name: agent
+    project: prj
+    base_model: {model}
+    training_data: chat
+{job_extra}  - kind: Deployment
+    name: agent
+    project: prj
+    model: {{job: agent}}
+{deployment_extra}"""
+
+
+def manifest(tmp_path: Path, *, location: str = "eastus2", model: str = "Phi-3-mini-128k-instruct",
+             job_extra: str = "", deployment_extra: str = "", backend: str = BACKEND) -> Path:
+    rows = [json.dumps({"messages": [{"role": "system", "content": "You are a support agent."},
+                                     {"role": "user", "content": f"question {i}"},
+                                     {"role": "assistant", "content": f"answer {i}"}]})
+            for i in range(60)]
+    (tmp_path / "chat.jsonl").write_text("\n".join(rows) + "\n")
+    path = tmp_path / "foundry.yaml"
+    path.write_text("version: 1\n" + backend + RESOURCES.format(
+        location=location, model=model, job_extra=job_extra, deployment_extra=deployment_extra))
+    return path
+
+
+def codes(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Diagnostic code -> [(severity, address)], errors and warnings alike."""
+    try:
+        diagnostics = load_manifest(path).warnings
+    except ManifestError as exc:
+        diagnostics = exc.diagnostics
+    found: dict[str, list[tuple[str, str]]] = {}
+    for d in diagnostics:
+        found.setdefault(d.code or "", []).append((d.severity.value, d.address or ""))
+    return found
+
+
+def test_a_clean_azure_manifest_validates(tmp_path: Path) -> None:
+    assert codes(manifest(tmp_path)) == {}
+
+
+@pytest.mark.parametrize(("location", "model", "expected"), [
+    ("swedencentral", "Phi-3-mini-128k-instruct", [("error", "FineTuneJob.agent")]),
+    ("westeurope", "Phi-4-mini-instruct", [("error", "FineTuneJob.agent"), ("error", "Deployment.agent")]),
+    ("westus3", "Phi-4-mini-instruct", []),
+])
+def test_a_hub_region_azure_cannot_serve_is_an_error_on_the_azure_backend(
+        tmp_path: Path, location: str, model: str, expected: list) -> None:
+    found = codes(manifest(tmp_path, location=location, model=model)).get("region-unavailable", [])
+    assert sorted(found) == sorted(expected)
+
+
+def test_the_same_region_is_only_a_warning_on_the_local_backend(tmp_path: Path) -> None:
+    path = manifest(tmp_path, location="swedencentral", backend="backend: {type: local}\n")
+    assert codes(path).get("region-unavailable") == [("warning", "FineTuneJob.agent")]
+
+
+def test_a_region_error_names_the_hub_and_the_regions(tmp_path: Path) -> None:
+    result = run_cli("validate", "-f", str(manifest(tmp_path, location="swedencentral")), cwd=tmp_path)
+    assert result.code == 1, result
+    assert "only in eastus2" in result.output and "Hub.ft-hub" in result.output
+    assert "foundry.yaml:14:17:" in result.output  # the base_model value of the job
+
+
+def test_runner_must_match_the_backend(tmp_path: Path) -> None:
+    path = manifest(tmp_path, job_extra="    runner: local\n")
+    assert codes(path)["runner-backend"] == [("error", "FineTuneJob.agent")]
+    local = manifest(tmp_path, model="SmolLM2-135M-Instruct", job_extra="    runner: azure\n",
+                     backend="backend: {type: local}\n")
+    assert codes(local)["runner-backend"] == [("error", "FineTuneJob.agent")]
+
+
+def test_the_runner_defaults_to_the_backend_and_is_part_of_the_job(tmp_path: Path) -> None:
+    from foundryctl.kinds import KINDS
+
+    on_azure = load_manifest(manifest(tmp_path))  # valid: no error raised
+    decl = on_azure.resources["FineTuneJob.agent"]
+    assert KINDS["FineTuneJob"].desired_attributes(decl)["runner"] == "azure"
+    local = load_manifest(manifest(tmp_path, model="SmolLM2-135M-Instruct", backend="backend: {type: local}\n"))
+    assert KINDS["FineTuneJob"].desired_attributes(local.resources["FineTuneJob.agent"])["runner"] == "local"
+
+
+def test_a_model_azure_does_not_fine_tune_is_refused(tmp_path: Path) -> None:
+    found = codes(manifest(tmp_path, model="SmolLM2-135M-Instruct"))
+    assert found["model-unavailable"] == [("error", "FineTuneJob.agent")]
+
+
+def test_local_only_settings_are_pointed_out_on_azure(tmp_path: Path) -> None:
+    path = manifest(tmp_path, job_extra="    hyperparameters: {epochs: 2, lora_r: 16}\n",
+                    deployment_extra="    content_filter: {threshold: low}\n")
+    found = codes(path)["local-only-setting"]
+    assert sorted(found) == [("warning", "Deployment.agent"), ("warning", "FineTuneJob.agent")]
+    # Azure's own knobs (epochs, batch size, learning rate multiplier) raise nothing.
+    assert "local-only-setting" not in codes(manifest(tmp_path, job_extra="    hyperparameters: {epochs: 2}\n"))
+
+
+def test_the_quickstart_switches_to_azure_with_its_variable_file(tmp_path: Path) -> None:
+    env = {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "FOUNDRYCTL_PRINCIPAL": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"}
+    manifest_path = REPO / "manifests" / "quickstart.yaml"
+    loaded = load_manifest(manifest_path, var_files=[REPO / "manifests" / "envs" / "azure.yaml"], env=env)
+    assert loaded.backend.type == "azure" and loaded.backend.subscription_id == SUBSCRIPTION
+    assert loaded.resources["FineTuneJob.xbox-agent"].spec.base_model == "Phi-3-mini-128k-instruct"
+    assert load_manifest(manifest_path, env={}).backend.type == "local"
+
+
+def test_an_unset_environment_variable_in_a_variable_file_is_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AZURE_SUBSCRIPTION_ID"}
+    env.update(FOUNDRYCTL_PRINCIPAL="x", NO_COLOR="1")
+    process = subprocess.run([sys.executable, "-m", "foundryctl", "validate", "-f",
+                              str(REPO / "manifests" / "quickstart.yaml"), "--var-file",
+                              str(REPO / "manifests" / "envs" / "azure.yaml")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 1
+    assert "azure.yaml:6:20: error: environment variable AZURE_SUBSCRIPTION_ID is not set" in process.stderr
+
+
+def test_validate_needs_no_credentials_and_no_azure_sdk(tmp_path: Path) -> None:
+    """validate of an azure manifest imports none of the Azure SDKs (and so cannot sign in)."""
+    path = manifest(tmp_path)
+    code = ("import sys; from foundryctl.cli import main\n"
+            "try:\n    main(['validate', '-f', sys.argv[1]])\nexcept SystemExit as e:\n    code = e.code\n"
+            "heavy = sorted(m for m in sys.modules if m.startswith(('azure.', 'msal', 'torch')))\n"
+            "print('HEAVY', heavy, 'CODE', code)\n")
+    process = subprocess.run([sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert "HEAVY [] CODE 0" in process.stdout, process.stdout + process.stderr
