@@ -31,6 +31,7 @@ class Call:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any  # parsed JSON, or bytes when not JSON
+    raw: bytes | None = None  # the body exactly as sent (blob uploads)
 
     @property
     def api_version(self) -> str | None:
@@ -94,7 +95,8 @@ class FakeAzure:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 body = raw if isinstance(raw, bytes) else raw.encode()
-        call = Call(request.method, request.url, split.path, query, dict(request.headers), body)
+        call = Call(request.method, request.url, split.path, query, dict(request.headers), body,
+                    raw.encode() if isinstance(raw, str) else raw)
         self.calls.append(call)
         return call
 

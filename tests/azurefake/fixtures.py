@@ -8,18 +8,18 @@ The credential is the real DefaultAzureCredential chain: its Azure CLI link runs
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import require
 
 try:
-    import azure.ai.ml  # noqa: F401
-    import azure.mgmt.authorization  # noqa: F401
+    import azure.ai.ml
+    import azure.mgmt.authorization
     import azure.mgmt.resource  # noqa: F401
     import responses
 except ImportError as exc:  # pragma: no cover - CI installs the azure extra
@@ -35,10 +35,11 @@ LOCATION = "eastus2"
 PRINCIPAL = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"  # an Entra object id
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.fake-arm-token"
 
-FAKE_AZ = """#!/bin/sh
+CLI_TOKEN = json.dumps({"accessToken": TOKEN, "expiresOn": "2099-01-01 00:00:00.000000",
+                        "expires_on": 4070908800, "subscription": SUBSCRIPTION, "tenant": TENANT,
+                        "tokenType": "Bearer"})
 # `az account get-access-token --output json --resource ...` as the Azure CLI answers it.
-echo '{"accessToken": "%s", "expiresOn": "2099-01-01 00:00:00.000000", "expires_on": 4070908800, "subscription": "%s", "tenant": "%s", "tokenType": "Bearer"}'
-""" % (TOKEN, SUBSCRIPTION, TENANT)
+FAKE_AZ = f"#!/bin/sh\ncat <<'EOF'\n{CLI_TOKEN}\nEOF\n"
 
 
 @pytest.fixture

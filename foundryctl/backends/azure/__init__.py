@@ -25,8 +25,8 @@ class AzureBackend(Backend):
 
     def __init__(self, config: AzureBackendConfig, root: Path, *, credential: Any = None):
         try:
-            import azure.ai.ml  # noqa: F401
-            import azure.mgmt.authorization  # noqa: F401
+            import azure.ai.ml
+            import azure.mgmt.authorization
             import azure.mgmt.resource  # noqa: F401
         except ImportError as exc:
             raise BackendError("MissingDependency", f"the azure backend needs the Azure SDKs ({exc.name} "

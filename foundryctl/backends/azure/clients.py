@@ -7,8 +7,10 @@ otherwise, so parallel refreshes slow down instead of failing.
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +23,32 @@ if TYPE_CHECKING:
 # azure-core RetryPolicy settings (Retry-After is honoured by default).
 RETRY = {"retry_total": 10, "retry_backoff_factor": 0.8, "retry_backoff_max": 60}
 USER_AGENT = "foundryctl"
+# azure-ai-ml reports progress itself, to stderr handlers it installs on import: "Total time :
+# 1m 2s", "experimental class" warnings, "Proceeding with no tenant id appended to studio URL".
+# foundryctl prints its own progress, so these loggers keep only warnings (the experimental
+# notes not even those), and the ARM deployment executor, which sets its own level, too.
+_SDK_LOGGERS = {"azure.ai.ml": logging.WARNING,
+                "azure.ai.ml._arm_deployments.arm_deployment_executor": logging.WARNING,
+                "azure.ai.ml._utils._experimental": logging.ERROR}
+
+
+@cache
+def quiet_sdk_output() -> None:
+    """Keep azure-ai-ml's own progress lines off the user's terminal (once per process)."""
+    import azure.ai.ml._arm_deployments.arm_deployment_executor  # noqa: F401 - sets its level on import
+    from azure.ai.ml._artifacts import _blob_storage_helper
+
+    for name, level in _SDK_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    # Every upload ends with an unconditional print(Fore.RESET + "\n", file=sys.stderr): a
+    # colour code and an empty line in the middle of apply's output.
+    _blob_storage_helper.print = _print_except_colour_resets  # type: ignore[attr-defined]
+
+
+def _print_except_colour_resets(*args: Any, **kwargs: Any) -> None:
+    if kwargs.get("file") is sys.stderr and all(str(a).strip() in ("", "\x1b[39m") for a in args):
+        return
+    print(*args, **kwargs)
 
 
 class AzureClients:
@@ -52,6 +80,7 @@ class AzureClients:
             if client is None:
                 from azure.ai.ml import MLClient
 
+                quiet_sdk_output()
                 client = MLClient(self.credential, self.config.subscription_id, self.config.resource_group,
                                   workspace_name=workspace, enable_telemetry=False, show_progress=False,
                                   user_agent=USER_AGENT, **RETRY)

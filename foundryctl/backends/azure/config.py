@@ -25,6 +25,9 @@ class AzureBackendConfig(BaseModel):
     purge_on_delete: bool = Field(False, description=(
         "Delete hubs and projects permanently; default: Azure's soft delete (recoverable for 14 days, "
         "the name stays taken until then)."))
+    unregister_providers: bool = Field(False, description=(
+        "Unregister provider namespaces on destroy; default: leave them registered (unregistering "
+        "affects the whole subscription, and Azure refuses while any resource uses the namespace)."))
     poll_interval: float = Field(15.0, gt=0, le=300, description=(
         "Seconds between status polls of provider registrations and fine-tune jobs."))
     registration_timeout: float = Field(900.0, gt=0, description=(

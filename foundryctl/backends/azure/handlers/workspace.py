@@ -1,0 +1,315 @@
+"""Hub and Project on Azure: Machine Learning workspaces of kind Hub and Project, through
+azure-ai-ml's `MLClient.workspaces` (resource-group scoped).
+
+What azure-ai-ml 1.35 sends (the contract tests assert it; workspaces at api-version
+2024-10-01-preview):
+- get: GET .../workspaces/{name}.
+- begin_create: GET the workspace (404), then an ARM template deployment through its own
+  vendored ResourceManagementClient: PUT .../resourcegroups/{rg}/providers/Microsoft.Resources/
+  deployments/{name}-{random number} (api-version 2020-06-01) answered 201 + Azure-AsyncOperation,
+  polled in a background thread while the calling thread lists the deployment's operations
+  (GET .../resourcegroups/{rg}/deployments/{deployment}/operations) every 5 s to log progress;
+  then GET the workspace. A hub's template also makes its storage account and key vault.
+  For a project the SDK first GETs its hub (and copies the hub's location).
+- begin_update: GET, then PATCH .../workspaces/{name} with the fields set on the entity, polled.
+- begin_delete: GET, then DELETE .../workspaces/{name}?forceToPurge=true|false, polled.
+
+Before create, update and delete this handler reads the workspace itself as well: an existing
+workspace is adopted with an update that sends only what differs (the SDK's own adoption merges
+tags and would touch a workspace of the other kind), and delete never removes a workspace of the
+other kind that took the name.
+
+azure-ai-ml's entities drop a few things Azure returns: provisioningState (never surfaced), and
+for hubs the workspace GUID and discovery URL (Hub's constructor loses them), so a hub's
+`workspace_id` and `discovery_url` outputs are None; a project's are set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from foundryctl import catalog
+from foundryctl.backends.azure.config import AzureBackendConfig
+from foundryctl.backends.azure.errors import (
+    backend_error,
+    calling,
+    is_not_found,
+    read_or_none,
+    sdk_errors,
+)
+from foundryctl.backends.azure.handlers.base import AzureHandler
+from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.errors import BackendError
+
+if TYPE_CHECKING:
+    from azure.ai.ml.entities import Workspace
+
+
+# Tags the SDK adds on create ("sdk-v2-1.35.2"): kept on Azure, never shown nor diffed.
+HIDDEN_TAGS = frozenset({"createdByToolkit"})
+SOFT_DELETED = "soft-deleted: recoverable for 14 days; the name stays taken until purged"
+PURGED = "purged: deleted permanently, the name is free again"
+def soft_delete(config: AzureBackendConfig) -> bool:
+    """Whether deleting a hub or project leaves it soft-deleted (Azure's default) rather
+    than purged."""
+    return not config.purge_on_delete
+
+
+def delete_note(config: AzureBackendConfig) -> str:
+    """What a delete of a hub or project does, in the user's words."""
+    return SOFT_DELETED if soft_delete(config) else PURGED
+
+
+def _deployment_error(exc: BaseException, doing: str, resource_group: str) -> BackendError:
+    """A failed template deployment says "At least one resource deployment operation
+    failed"; the error that matters is the innermost detail (StorageAccountAlreadyTaken...)."""
+    error = getattr(exc, "error", None)
+    while error is not None and getattr(error, "details", None):
+        error = error.details[0]
+    code, message = getattr(error, "code", None), getattr(error, "message", None)
+    if not code or not message or error is getattr(exc, "error", None):
+        return backend_error(exc, doing)
+    return BackendError(str(code), f"{doing}: {str(message).strip().splitlines()[0]}",
+                        hint="the ARM template deployment that creates the workspace failed: its "
+                             f"operations are in the portal under resource group {resource_group}, Deployments")
+
+
+def _defaulted(value: str | None, name: str, last_known: str | None, unset: str | None) -> str | None:
+    """Azure's value of a setting the SDK fills with the workspace name when the manifest
+    leaves it empty (friendlyName, description): the manifest's `unset` when it is that
+    default, unless the name itself is what was applied."""
+    if value in (None, "", name):
+        return name if last_known == name else unset
+    return value
+
+
+class WorkspaceHandler(AzureHandler):
+    # Attributes an existing workspace must already have to be adopted (they force replacement).
+    fixed: ClassVar[tuple[str, ...]] = ()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def identify(self, target: Target) -> str:
+        return self.workspace_id(target.name)
+
+    def _name(self, target: Target) -> str:
+        return target.backend_id.rstrip("/").rsplit("/", 1)[-1] if target.backend_id else target.name
+
+    def _entity(self) -> type[Workspace]:
+        raise NotImplementedError
+
+    def _get(self, name: str) -> Workspace | None:
+        """The workspace named `name` of any kind, or None."""
+        return read_or_none(lambda: self.clients.ml().workspaces.get(name),
+                            f"reading {self.kind.lower()} {name}")
+
+    def _ours(self, workspace: Workspace | None) -> bool:
+        return workspace is not None and isinstance(workspace, self._entity())
+
+    def attributes(self, workspace: Workspace, last_known: dict[str, Any]) -> dict[str, Any]:
+        name = workspace.name
+        return {
+            "display_name": _defaulted(workspace.display_name, name, last_known.get("display_name"), None),
+            "description": _defaulted(workspace.description, name, last_known.get("description"), ""),
+            "tags": {k: v for k, v in (workspace.tags or {}).items() if k not in HIDDEN_TAGS},
+        }
+
+    def outputs(self, workspace: Workspace) -> dict[str, Any]:
+        return {
+            "id": workspace.id,
+            # The workspace GUID: azure-ai-ml keeps it only in this attribute (its own
+            # MLClient reads it the same way); deployments need it.
+            "workspace_id": getattr(workspace, "_workspace_id", None) or None,
+            "location": workspace.location,
+            "discovery_url": workspace.discovery_url,
+            "soft_delete": soft_delete(self.config),
+        }
+
+    def observe(self, workspace: Workspace | None, last_known: dict[str, Any]) -> Observed | None:
+        if workspace is None or not self._ours(workspace):
+            return None
+        return Observed(workspace.id or self.workspace_id(workspace.name),
+                        self.attributes(workspace, last_known), self.outputs(workspace))
+
+    def read(self, target: Target) -> Observed | None:
+        return self.observe(self._get(self._name(target)), target.attributes)
+
+    def import_(self, backend_id: str, name: str) -> Observed | None:
+        workspace_name = backend_id.rstrip("/").rsplit("/", 1)[-1]
+        if backend_id.rstrip("/").lower() != self.workspace_id(workspace_name).lower():
+            raise BackendError("InvalidResourceId", f"{backend_id} is not a workspace in resource group "
+                               f"{self.resource_group}",
+                               hint=f"expected {self.workspace_id('NAME')}")
+        return self.observe(self._get(workspace_name), {})
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _new_entity(self, target: Target) -> Workspace:
+        raise NotImplementedError
+
+    def _existing(self, name: str, doing: str) -> Workspace | None:
+        """The workspace that has the name, refusing one of the other kind."""
+        workspace = self._get(name)
+        if workspace is not None and not self._ours(workspace):
+            other = type(workspace).__name__
+            raise BackendError("Conflict", f"{doing}: a {other} workspace named {name} already exists in "
+                               f"resource group {self.resource_group}",
+                               hint="workspace names are unique per resource group: pick another name")
+        return workspace
+
+    def create(self, target: Target, progress: Progress) -> Observed:
+        name = target.name
+        doing = f"creating {self.kind.lower()} {name}"
+        existing = self._existing(name, doing)
+        if existing is not None:
+            before = self.attributes(existing, target.attributes)
+            for key in self.fixed:
+                if before.get(key) != target.attributes.get(key):
+                    raise BackendError("Conflict", f"{doing}: it exists with {key} {before.get(key)}, the "
+                                       f"manifest says {target.attributes.get(key)}",
+                                       hint=f"{key} cannot change in place: import it and let the plan "
+                                            "replace it, or pick another name")
+            progress(f"{self.kind.lower()} {name} exists: adopting it")
+            return self._update(target, existing, before, progress)
+        entity = self._new_entity(target)
+        progress(self._creating_message(name))
+        ml = self.clients.ml()
+        try:
+            created = ml.workspaces.begin_create(entity).result()
+        except sdk_errors() as exc:
+            raise _deployment_error(exc, doing, self.resource_group) from None
+        observed = self.observe(created, target.attributes)
+        if observed is None:
+            raise BackendError("Conflict", f"{doing}: Azure answered with a workspace of another kind")
+        return observed
+
+    def _creating_message(self, name: str) -> str:
+        return f"deploying {self.kind.lower()} {name} (an ARM template deployment; takes minutes)"
+
+    def update(self, target: Target, before: dict[str, Any], progress: Progress) -> Observed:
+        name = self._name(target)
+        doing = f"updating {self.kind.lower()} {name}"
+        existing = self._existing(name, doing)
+        if existing is None:
+            raise BackendError("ResourceNotFound", f"{doing}: it does not exist any more",
+                               hint="run plan again: it will be created")
+        return self._update(target, existing, before, progress)
+
+    def _update(self, target: Target, existing: Workspace, before: dict[str, Any],
+                progress: Progress) -> Observed:
+        """PATCH only what differs: description, display name, tags (location, hub and name
+        force replacement and never get here)."""
+        from azure.ai.ml.entities import Workspace
+
+        name = existing.name
+        doing = f"updating {self.kind.lower()} {name}"
+        after = target.attributes
+        changes: dict[str, Any] = {}
+        if after.get("description", "") != before.get("description"):
+            # Azure keeps an empty description; the SDK only fills it on create.
+            changes["description"] = after.get("description", "")
+        if after.get("display_name") is not None and after["display_name"] != before.get("display_name"):
+            changes["display_name"] = after["display_name"]
+        if after.get("tags", {}) != before.get("tags"):
+            # PATCH replaces the whole tag set: keep the SDK's hidden tags as they are.
+            hidden = {k: v for k, v in (existing.tags or {}).items() if k in HIDDEN_TAGS}
+            changes["tags"] = {**hidden, **after.get("tags", {})}
+        if changes:
+            progress(f"updating {', '.join(sorted(changes))}")
+            # A bare Workspace: every field left None stays out of the PATCH body. Its tags
+            # default to {}, which would PATCH every tag away: None unless they change.
+            patch = Workspace(name=name, **changes)
+            patch.tags = changes.get("tags")
+            ml = self.clients.ml()
+            calling(doing, lambda: ml.workspaces.begin_update(patch).result())
+        observed = self.observe(self._get(name), after)
+        if observed is None:
+            raise BackendError("ResourceNotFound", f"{doing}: it disappeared while being updated")
+        return observed
+
+    def delete_notes(self, observed: Observed) -> list[str]:
+        if soft_delete(self.config):
+            return ["Azure soft-deletes it: recoverable for 14 days, the name stays taken "
+                    "(purge_on_delete: true in the backend block frees it)"]
+        return ["purged: deleted permanently (purge_on_delete: true)"]
+
+    def delete(self, target: Target, progress: Progress) -> None:
+        name = self._name(target)
+        doing = f"deleting {self.kind.lower()} {name}"
+        workspace = self._get(name)
+        if not self._ours(workspace):
+            return  # gone already (or the name now belongs to a workspace that is not ours)
+        ml = self.clients.ml()
+        try:
+            ml.workspaces.begin_delete(name, delete_dependent_resources=False,
+                                       permanently_delete=self.config.purge_on_delete).result()
+        except sdk_errors() as exc:
+            if not is_not_found(exc):
+                raise backend_error(exc, doing) from None
+            return  # deleted meanwhile
+        progress(delete_note(self.config))
+
+
+class HubHandler(WorkspaceHandler):
+    kind = "Hub"
+    fixed = ("location",)
+
+    def _entity(self) -> type[Workspace]:
+        from azure.ai.ml.entities import Hub
+
+        return Hub
+
+    def attributes(self, workspace: Workspace, last_known: dict[str, Any]) -> dict[str, Any]:
+        location = workspace.location or ""
+        return {"location": catalog.normalize_region(location) or location,
+                **super().attributes(workspace, last_known)}
+
+    def outputs(self, workspace: Workspace) -> dict[str, Any]:
+        return {**super().outputs(workspace), "storage_account": workspace.storage_account,
+                "key_vault": workspace.key_vault}
+
+    def _new_entity(self, target: Target) -> Workspace:
+        from azure.ai.ml.entities import Hub
+
+        a = target.attributes
+        # An empty description or display name is filled with the name by the SDK.
+        return Hub(name=target.name, location=a["location"], display_name=a.get("display_name"),
+                   description=a.get("description") or None, tags=dict(a.get("tags") or {}),
+                   resource_group=self.resource_group)
+
+    def _creating_message(self, name: str) -> str:
+        return (f"deploying hub {name} with its storage account and key vault "
+                "(an ARM template deployment; takes minutes)")
+
+
+class ProjectHandler(WorkspaceHandler):
+    kind = "Project"
+    fixed = ("hub",)
+
+    def _entity(self) -> type[Workspace]:
+        from azure.ai.ml.entities import Project
+
+        return Project
+
+    def attributes(self, workspace: Workspace, last_known: dict[str, Any]) -> dict[str, Any]:
+        hub_id = getattr(workspace, "hub_id", None) or ""
+        return {"hub": hub_id.rstrip("/").rsplit("/", 1)[-1] or None,
+                **super().attributes(workspace, last_known)}
+
+    def outputs(self, workspace: Workspace) -> dict[str, Any]:
+        return {**super().outputs(workspace), "hub_id": getattr(workspace, "hub_id", None) or None}
+
+    def _new_entity(self, target: Target) -> Workspace:
+        from azure.ai.ml.entities import Hub, Project
+
+        a = target.attributes
+        hub_name = a["hub"]
+        hub = self._get(hub_name)
+        if not isinstance(hub, Hub):
+            raise BackendError("HubNotFound", f"creating project {target.name}: hub {hub_name} does not "
+                               f"exist in resource group {self.resource_group}",
+                               hint="create the hub first (declare it in the manifest)")
+        # A project lives in its hub's region.
+        return Project(name=target.name, hub_id=self.workspace_id(hub_name), location=hub.location,
+                       display_name=a.get("display_name"), description=a.get("description") or None,
+                       tags=dict(a.get("tags") or {}), resource_group=self.resource_group)
