@@ -4,6 +4,8 @@ SDKs' requests), parallel refresh, throttling, and the credential chain's error.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import threading
 import time
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 from azurefake import arm_error
+from azurefake.families.endpoints import endpoint_id, keys_of
 from azurefake.families.workspaces import instant_sdk_waits
 from azurefake.fixtures import PRINCIPAL, RESOURCE_GROUP, SUBSCRIPTION, TOKEN
 from click.testing import CliRunner
@@ -62,6 +65,27 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     assert again.exit_code == 0, again.output
     assert "No changes." in again.output
 
+    # The endpoint's keys come from Azure on request (the only command that prints them).
+    endpoint_keys = dict(keys_of(fake_azure, endpoint_id(fake_azure, "xbox-support", "xbox-agent")))
+    shown = run("deployments", "keys", "xbox-agent", "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {"endpoint": "https://xbox-agent.eastus2.models.ai.azure.com",
+                                        "key1": endpoint_keys["primaryKey"], "key2": endpoint_keys["secondaryKey"]}
+    run.outputs.pop()  # printing them was the point
+    rotated = run("deployments", "regenerate-key", "xbox-agent", "--key", "key2")
+    assert rotated.exit_code == 0, rotated.output
+    new_keys = keys_of(fake_azure, endpoint_id(fake_azure, "xbox-support", "xbox-agent"))
+    assert new_keys["primaryKey"] == endpoint_keys["primaryKey"]
+    assert new_keys["secondaryKey"] != endpoint_keys["secondaryKey"]
+    endpoint_keys["rotated"] = new_keys["secondaryKey"]
+    listing = run("deployments", "list")
+    assert re.search(r"xbox-agent\s+Running\s+https://xbox-agent\.eastus2\.models\.ai\.azure\.com\s+xbox-agent:1",
+                     listing.output), listing.output
+    show = run("deployments", "show", "xbox-agent")
+    assert "provisioning_state = Succeeded" in show.output, show.output
+    logs = run("deployments", "logs", "xbox-agent")
+    assert logs.exit_code == 1 and "served by the backend" in logs.output
+
     writes_before_destroy = len(fake_azure.writes())
     destroy = run("destroy", "--auto-approve")
     assert destroy.exit_code == 0, destroy.output
@@ -80,8 +104,7 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     assert final.exit_code == 2 and "7 to add" in final.output  # everything is gone again
 
     # Keys and tokens never reach output, state or plans.
-    keys = [k for k in fake_azure.state.get("endpoint_keys", {}).values()]
-    secrets = [TOKEN, *[v for pair in keys for v in pair.values()]]
+    secrets = [TOKEN, *endpoint_keys.values()]
     state_bytes = b"".join(p.read_bytes() for p in (tmp_path / ".foundryctl").rglob("*") if p.is_file())
     for secret in secrets:
         assert secret not in "".join(run.outputs)
@@ -162,3 +185,41 @@ resources:{_role_assignments(count)}""")
     assert len(reads) == count + 3  # the three throttled reads were retried
     assert peak[0] >= 8, f"at most {peak[0]} reads in flight"
     assert elapsed < count * delay / 4, f"refresh took {elapsed:.1f}s"
+
+
+def test_responses_sees_the_sdks_own_http_calls(fake_azure, azure_backend) -> None:
+    """The premise of every contract test: the SDK methods themselves send through
+    azure-core's requests transport, so the fake sees (and answers) their real requests."""
+    from azurefake.families.endpoints import model_id, seed_endpoint
+    from azurefake.families.providers import seed_provider
+    from azurefake.families.workspaces import seed_workspace
+    from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+
+    clients = azure_backend.clients
+    seed_provider(fake_azure, "Microsoft.Network", "NotRegistered")
+    provider = clients.resources.providers.register("Microsoft.Network")
+    assert provider.namespace == "Microsoft.Network"
+    register = fake_azure.calls[-1]
+    assert (register.method, register.path, register.api_version) == (
+        "POST", f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Network/register", "2025-04-01")
+
+    scope = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+    role = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/64702f94-c441-49e6-a78b-ef80e0188fee"
+    name = "3f2c1a0e-8d7b-5c6a-9e4f-1b2a3c4d5e6f"
+    created = clients.authorization.role_assignments.create(scope, name, RoleAssignmentCreateParameters(
+        role_definition_id=role, principal_id=PRINCIPAL, principal_type="User"))
+    assert created.principal_id == PRINCIPAL
+    put = fake_azure.calls[-1]
+    assert (put.method, put.path, put.api_version) == (
+        "PUT", f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}", "2022-04-01")
+    assert put.body == {"properties": {"roleDefinitionId": role, "principalId": PRINCIPAL, "principalType": "User"}}
+
+    seed_workspace(fake_azure, "xbox-support")
+    seed_endpoint(fake_azure, "xbox-support", "xbox-agent", model=model_id(fake_azure, "xbox-support", "xbox-agent", 1))
+    endpoint = clients.ml("xbox-support").serverless_endpoints.get("xbox-agent")
+    assert endpoint.model_id == model_id(fake_azure, "xbox-support", "xbox-agent", 1)
+    get = fake_azure.calls[-1]
+    assert get.method == "GET" and get.path == (
+        f"{scope}/providers/Microsoft.MachineLearningServices/workspaces/xbox-support/serverlessEndpoints/xbox-agent")
+    assert get.api_version == "2024-01-01-preview"
+    assert all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in fake_azure.calls)

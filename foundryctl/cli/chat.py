@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -30,14 +31,14 @@ from foundryctl.cli.common import handle_errors, manifest_options
 def chat(stack_args: dict[str, Any], deployment: str, question: str | None, system_prompt: str | None,
          max_tokens: int, temperature: float, seed: int | None, no_stream: bool) -> None:
     """Ask DEPLOYMENT a QUESTION, or chat interactively when no question is given."""
-    from foundryctl.cli.deployments import one_deployment
+    from foundryctl.cli.deployments import deployment_keys, one_deployment
     from foundryctl.errors import FoundryctlError
 
     record, directory = one_deployment(stack_args, deployment)
     endpoint = record.outputs.get("endpoint")
     if not endpoint:
         raise FoundryctlError(f"{record.address} has no endpoint recorded; apply it first")
-    client = _Client(endpoint, directory.keys()["key1"])
+    client = _Client(endpoint, deployment_keys(stack_args, record, directory)["key1"])
     messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt}] if system_prompt else []
     settings = {"max_tokens": max_tokens, "temperature": temperature, **({"seed": seed} if seed is not None else {})}
     interactive = question is None
@@ -71,8 +72,11 @@ class _Client:
         body = json.dumps({"messages": messages, "stream": stream, **settings}).encode()
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {self.key}"})
+        # Our own servers on 127.0.0.1 bypass proxies; an Azure endpoint goes the usual way.
+        local = urllib.parse.urlsplit(self.url).hostname in ("127.0.0.1", "localhost", "::1")
         try:
-            response = loopback.urlopen(request, timeout=600)
+            response = (loopback.urlopen(request, timeout=600) if local
+                        else urllib.request.urlopen(request, timeout=600))
         except urllib.error.HTTPError as exc:
             raise FoundryctlError(f"the endpoint answered {exc.code}: {_message(exc.read())}") from None
         except OSError as exc:

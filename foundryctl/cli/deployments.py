@@ -32,8 +32,37 @@ def deployment_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 
 
 def one_deployment(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
-    found = {n: pair for n, pair in deployment_dirs(stack_args).items() if pair[1] is not None}
-    return one_record(found, "Deployment", name, "deployment")
+    """(state record, DeploymentDir) of a local deployment; (record, None) of one the backend
+    serves (an Azure serverless endpoint)."""
+    return one_record(deployment_dirs(stack_args), "Deployment", name, "deployment")
+
+
+def _backend_handler(stack_args: dict[str, Any], record: Any, action: Any) -> Any:
+    """Run `action(handler, target)` with the backend's Deployment handler (Azure: keys)."""
+    from foundryctl.backends.base import Target
+    from foundryctl.cli.common import load_stack
+
+    with load_stack(stack_args, check_files=False) as stack:
+        handler = stack.backend.handler("Deployment")
+        target = Target(record.address, record.kind, record.name, record.attributes, record.backend_id)
+        return action(handler, target)
+
+
+def deployment_keys(stack_args: dict[str, Any], record: Any, directory: Any) -> dict[str, str]:
+    """{"key1", "key2"}: from the local deployment directory, or asked of the backend."""
+    if directory is not None:
+        return directory.keys()
+    primary, secondary = _backend_handler(stack_args, record, lambda handler, target: handler.keys(target))
+    return {"key1": primary, "key2": secondary}
+
+
+def _local_only(record: Any, directory: Any, what: str) -> Any:
+    from foundryctl.errors import FoundryctlError
+
+    if directory is None:
+        raise FoundryctlError(f"{record.address} is served by the backend ({record.backend_id}): {what}",
+                              hint="see it in the Azure AI Foundry portal")
+    return directory
 
 
 @deployments.command("list")
@@ -50,9 +79,9 @@ def list_deployments(stack_args: dict[str, Any]) -> None:
         table.add_column(column)
     for name, (record, directory) in deployment_dirs(stack_args).items():
         config = directory.read_config() if directory else None
-        table.add_row(name, server_state(directory) if directory else record.status.value,
+        table.add_row(name, server_state(directory) if directory else record.attributes.get("status", ""),
                       record.outputs.get("endpoint") or "", _model_name(record.outputs.get("model_id")),
-                      _filter_summary(config.content_filter if config else {}))
+                      _filter_summary(config.content_filter if config else record.attributes.get("content_filter") or {}))
     console().print(table)
 
 
@@ -66,13 +95,20 @@ def show_deployment(stack_args: dict[str, Any], name: str) -> None:
 
     record, directory = one_deployment(stack_args, name)
     out = console()
-    config = directory.read_config()
-    status = directory.read_status()
-    out.print(f"[bold]{record.address}[/]  {server_state(directory)}  ({record.backend_id})")
-    rows = {"endpoint": record.outputs.get("endpoint"), "model": record.outputs.get("model_id"),
-            "content_filter": _filter_summary(config.content_filter if config else {}),
-            "pid": status.get("pid"), "log": str(directory.log),
-            "keys": f"foundryctl deployments keys {record.name}"}
+    if directory is None:  # served by the backend: what state recorded
+        out.print(f"[bold]{record.address}[/]  {record.attributes.get('status', '')}  ({record.backend_id})")
+        rows = {"endpoint": record.outputs.get("endpoint"), "model": record.outputs.get("model_id"),
+                "content_filter": _filter_summary(record.attributes.get("content_filter") or {}),
+                "provisioning_state": record.outputs.get("provisioning_state"),
+                "keys": f"foundryctl deployments keys {record.name}"}
+    else:
+        config = directory.read_config()
+        status = directory.read_status()
+        out.print(f"[bold]{record.address}[/]  {server_state(directory)}  ({record.backend_id})")
+        rows = {"endpoint": record.outputs.get("endpoint"), "model": record.outputs.get("model_id"),
+                "content_filter": _filter_summary(config.content_filter if config else {}),
+                "pid": status.get("pid"), "log": str(directory.log),
+                "keys": f"foundryctl deployments keys {record.name}"}
     for key, value in rows.items():
         if value is not None:
             out.print(f"  {key} = {value}", markup=False)
@@ -90,7 +126,7 @@ def show_deployment(stack_args: dict[str, Any], name: str) -> None:
 def show_keys(stack_args: dict[str, Any], name: str, output_format: str) -> None:
     """The deployment's two API keys (the only command that prints them)."""
     record, directory = one_deployment(stack_args, name)
-    keys = directory.keys()
+    keys = deployment_keys(stack_args, record, directory)
     if output_format == "json":
         click.echo(json.dumps({"endpoint": record.outputs.get("endpoint"), **keys}, indent=2))
         return
@@ -111,6 +147,11 @@ def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
     from foundryctl.serving.deploydir import key_fingerprint
 
     record, directory = one_deployment(stack_args, name)
+    if directory is None:
+        _backend_handler(stack_args, record, lambda handler, target: handler.regenerate_key(target, which))
+        console().print(f"{which} of {record.address} regenerated by Azure; the other key keeps working. "
+                        f"See it with: foundryctl deployments keys {record.name}")
+        return
     new = directory.regenerate(which)
     state = server_state(directory)
     if state == "Stopped":
@@ -129,8 +170,8 @@ def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
 @handle_errors
 def deployment_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
     """The server's log (requests, model loads, errors)."""
-    _, directory = one_deployment(stack_args, name)
-    print_log(directory.log, follow=follow)
+    record, directory = one_deployment(stack_args, name)
+    print_log(_local_only(record, directory, "its logs are Azure's").log, follow=follow)
 
 
 def _model_name(model_id: str | None) -> str:
