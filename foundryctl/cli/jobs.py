@@ -32,8 +32,18 @@ def _job_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 
 
 def _one(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
-    found = {n: pair for n, pair in _job_dirs(stack_args).items() if pair[1] is not None}
-    return one_record(found, "FineTuneJob", name, "fine-tune job")
+    """(state record, JobDir) of a local job; (record, None) of one Azure runs."""
+    return one_record(_job_dirs(stack_args), "FineTuneJob", name, "fine-tune job")
+
+
+def _local(record: Any, directory: Any, what: str) -> Any:
+    from foundryctl.errors import FoundryctlError
+
+    if directory is None:
+        studio = record.outputs.get("studio_url")
+        raise FoundryctlError(f"{record.address} runs on Azure ({record.backend_id}): {what}",
+                              hint=f"open {studio}" if studio else "see it in the Azure AI Foundry portal")
+    return directory
 
 
 @jobs.command("list")
@@ -48,7 +58,7 @@ def list_jobs(stack_args: dict[str, Any]) -> None:
         table.add_column(column)
     for name, (record, directory) in _job_dirs(stack_args).items():
         status = directory.read_status() if directory else {}
-        state = directory.state() if directory else record.status.value
+        state = directory.state() if directory else record.attributes.get("status", record.status.value)
         epochs = directory.read_metrics("epoch") if directory else []
         model = record.outputs.get("model") or {}
         table.add_row(name, state, f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
@@ -67,6 +77,15 @@ def show_job(stack_args: dict[str, Any], name: str) -> None:
     """One job: status, configuration, evaluations and where its files are."""
     record, directory = _one(stack_args, name)
     out = console()
+    if directory is None:  # trained on Azure: what state recorded
+        out.print(f"[bold]{record.address}[/]  {record.attributes.get('status', '')}  ({record.backend_id})")
+        for key in ("status", "error", "studio_url"):
+            if record.outputs.get(key) is not None:
+                out.print(f"  {key} = {record.outputs[key]}", markup=False)
+        model = record.outputs.get("model")
+        if model:
+            out.print(f"  model = {model['name']}:{model['version']} ({model['id']})", markup=False)
+        return
     status = directory.read_status()
     out.print(f"[bold]{record.address}[/]  {directory.state()}  ({record.backend_id})")
     for key in ("epoch", "epochs", "step", "total_steps", "device", "examples", "loss",
@@ -94,7 +113,8 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
     """The job's training log."""
     from foundryctl.training.jobdir import INTERRUPTED, TERMINAL
 
-    _, directory = _one(stack_args, name)
+    record, directory = _one(stack_args, name)
+    directory = _local(record, directory, "its logs are in Azure AI Foundry")
     print_log(directory.log, follow=follow, finished=lambda: directory.state() in TERMINAL | {INTERRUPTED})
 
 
@@ -106,7 +126,8 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
 @handle_errors
 def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> None:
     """Per-step and per-epoch metrics (results.csv is Azure's shape)."""
-    _, directory = _one(stack_args, name)
+    record, directory = _one(stack_args, name)
+    directory = _local(record, directory, "its metrics are in Azure AI Foundry")
     if output_format == "csv":
         click.echo(directory.results.read_text() if directory.results.exists() else "", nl=False)
         return
