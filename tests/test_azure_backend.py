@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from azurefake import arm_error
@@ -90,6 +90,11 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     assert re.search(r"xbox-agent\s+Completed", run("jobs", "list").output)
     job_logs = run("jobs", "logs", "xbox-agent")
     assert job_logs.exit_code == 1 and "runs on Azure" in job_logs.output
+
+    # The model an endpoint serves cannot go alone (Azure refuses; the plan refuses first).
+    alone = run("destroy", "--target", "FineTuneJob.xbox-agent", "--auto-approve")
+    assert alone.exit_code == 1, alone.output
+    assert "its model is served by Deployment.xbox-agent" in alone.output
 
     writes_before_destroy = len(fake_azure.writes())
     destroy = run("destroy", "--auto-approve")
@@ -195,10 +200,10 @@ resources:{_role_assignments(count)}""")
 def test_responses_sees_the_sdks_own_http_calls(fake_azure, azure_backend) -> None:
     """The premise of every contract test: the SDK methods themselves send through
     azure-core's requests transport, so the fake sees (and answers) their real requests."""
+    from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
     from azurefake.families.endpoints import model_id, seed_endpoint
     from azurefake.families.providers import seed_provider
     from azurefake.families.workspaces import seed_workspace
-    from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 
     clients = azure_backend.clients
     seed_provider(fake_azure, "Microsoft.Network", "NotRegistered")
@@ -228,3 +233,67 @@ def test_responses_sees_the_sdks_own_http_calls(fake_azure, azure_backend) -> No
         f"{scope}/providers/Microsoft.MachineLearningServices/workspaces/xbox-support/serverlessEndpoints/xbox-agent")
     assert get.api_version == "2024-01-01-preview"
     assert all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in fake_azure.calls)
+
+
+def test_one_sign_in_serves_every_client_and_thread_and_the_tenant_is_asked_for(
+        fake_azure, az_login: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain's Azure CLI link starts a process per token request: the backend keeps the
+    token for all its SDK clients and refresh threads, and passes `tenant_id` on."""
+    from azurefake.fixtures import CLI_TOKEN, TENANT
+
+    calls = tmp_path / "az-calls"
+    az_login.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\ncat <<'EOF'\n{CLI_TOKEN}\nEOF\n")
+    root = quickstart(tmp_path)
+    (root / "fake.yaml").write_text((root / "fake.yaml").read_text().replace(
+        "  location: eastus2\n", f"  location: eastus2\n  tenant_id: {TENANT}\n"))
+    run = Cli(root, monkeypatch)
+    result = run("plan")
+    assert result.exit_code == 0, result.output
+    invocations = calls.read_text().splitlines()
+    assert len(invocations) == 1, invocations
+    assert "account get-access-token" in invocations[0] and f"--tenant {TENANT}" in invocations[0]
+    assert len({c.path for c in fake_azure.calls}) >= 4  # several clients and reads, one token
+
+
+def test_a_fresh_subscription_reads_as_empty_not_as_an_error(fake_azure, tmp_path: Path) -> None:
+    """Before Microsoft.MachineLearningServices is registered, ARM answers reads under it with
+    409 MissingSubscriptionRegistration. azure-mgmt-core then tries to register the namespace
+    itself; where the identity may not (403, as here), the first plan still shows creates."""
+    from azurefake.fixtures import write_manifest
+
+    from foundryctl import Stack
+
+    fake_azure.inject("GET", r"/workspaces/", arm_error(
+        409, "MissingSubscriptionRegistration", "The subscription is not registered to use namespace "
+        "'Microsoft.MachineLearningServices'."), times=2)
+    fake_azure.inject("POST", r"/providers/Microsoft\.MachineLearningServices/register$", arm_error(
+        403, "AuthorizationFailed", "The client does not have authorization to perform action "
+        "'Microsoft.MachineLearningServices/register/action'."), times=2)
+    path = write_manifest(tmp_path, """
+        - {kind: Hub, name: ft-hub, location: eastus2}
+        - {kind: Project, name: xbox-support, hub: ft-hub}
+        """)
+    with Stack.load(path) as stack:
+        plan = stack.plan()
+    assert plan.summary == (2, 0, 0)
+    assert len(fake_azure.requests("GET", r"/workspaces/")) == 2
+    assert len(fake_azure.requests("POST", r"/register$")) == 2  # the SDK's own attempts
+
+
+def test_missing_registration_on_a_write_says_what_to_declare() -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    from foundryctl.backends.azure.errors import backend_error
+
+    class Response:
+        status_code = 409
+        reason = "Conflict"
+        headers: ClassVar[dict] = {}
+
+        def text(self) -> str:
+            return ('{"error": {"code": "MissingSubscriptionRegistration", "message": "The subscription '
+                    'is not registered to use namespace \'Microsoft.Storage\'."}}')
+
+    error = backend_error(HttpResponseError(response=Response()), "creating hub ft-hub")
+    assert error.code == "MissingSubscriptionRegistration"
+    assert "Microsoft.Storage" in error.message and "kind: ProviderRegistration" in (error.hint or "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from functools import cache, cached_property
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -56,21 +56,31 @@ class AzureClients:
         self.config = config
         self.credential = credential
         self._ml: dict[str | None, MLClient] = {}
+        self._resources: ResourceManagementClient | None = None
+        self._authorization: AuthorizationManagementClient | None = None
         self._lock = threading.Lock()
 
-    @cached_property
+    @property
     def resources(self) -> ResourceManagementClient:
-        from azure.mgmt.resource.resources import ResourceManagementClient
+        with self._lock:  # refresh threads ask at once; one client serves them all
+            if self._resources is None:
+                from azure.mgmt.resource.resources import ResourceManagementClient
 
-        return ResourceManagementClient(self.credential, self.config.subscription_id,
-                                        base_url=self.config.arm_endpoint, user_agent=USER_AGENT, **RETRY)
+                self._resources = ResourceManagementClient(
+                    self.credential, self.config.subscription_id, base_url=self.config.arm_endpoint,
+                    user_agent=USER_AGENT, **RETRY)
+            return self._resources
 
-    @cached_property
+    @property
     def authorization(self) -> AuthorizationManagementClient:
-        from azure.mgmt.authorization import AuthorizationManagementClient
+        with self._lock:
+            if self._authorization is None:
+                from azure.mgmt.authorization import AuthorizationManagementClient
 
-        return AuthorizationManagementClient(self.credential, self.config.subscription_id,
-                                             base_url=self.config.arm_endpoint, user_agent=USER_AGENT, **RETRY)
+                self._authorization = AuthorizationManagementClient(
+                    self.credential, self.config.subscription_id, base_url=self.config.arm_endpoint,
+                    user_agent=USER_AGENT, **RETRY)
+            return self._authorization
 
     def ml(self, workspace: str | None = None) -> MLClient:
         """An MLClient for the resource group (hubs, projects) or one workspace (data, jobs,
@@ -88,8 +98,9 @@ class AzureClients:
             return client
 
     def close(self) -> None:
-        for name in ("resources", "authorization"):
-            client = self.__dict__.pop(name, None)
-            if client is not None:
-                client.close()
-        self._ml.clear()
+        with self._lock:
+            for client in (self._resources, self._authorization):
+                if client is not None:
+                    client.close()
+            self._resources = self._authorization = None
+            self._ml.clear()  # MLClient has no close; its sessions go with it

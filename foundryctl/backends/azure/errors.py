@@ -42,7 +42,10 @@ def sdk_errors() -> tuple[type[BaseException], ...]:
 def is_not_found(exc: BaseException) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
-    return isinstance(exc, ResourceNotFoundError) or status_code(exc) == 404
+    # A namespace the subscription has not registered holds nothing: ARM answers reads under
+    # it with 409 MissingSubscriptionRegistration (a fresh subscription's first plan).
+    return (isinstance(exc, ResourceNotFoundError) or status_code(exc) == 404
+            or error_code(exc) == "MissingSubscriptionRegistration")
 
 
 def backend_error(exc: BaseException, doing: str, *, hint: str | None = None) -> BackendError:
@@ -53,6 +56,9 @@ def backend_error(exc: BaseException, doing: str, *, hint: str | None = None) ->
     message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
     message = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
     code = error_code(exc)
+    if hint is None and code == "MissingSubscriptionRegistration":
+        hint = ("register the namespace Azure names: add `kind: ProviderRegistration` with that "
+                "`namespace` to the manifest (hubs and projects wait for registrations)")
     if hint is None and (code in ("AuthorizationFailed", "LinkedAuthorizationFailed") or status_code(exc) == 403):
         hint = ("the signed-in identity lacks a role for this: see docs/azure-backend.md "
                 "(required roles)")

@@ -122,9 +122,9 @@ class DatasetHandler(AzureHandler):
 
     def _observe(self, project: str, name: str, key: str) -> Observed | None:
         training = self._version(project, name, key)
-        if training is None or ATTRIBUTES_TAG not in training["tags"]:
-            return None
-        attributes = json.loads(training["tags"][ATTRIBUTES_TAG])
+        attributes = _json_tag(training["tags"].get(ATTRIBUTES_TAG)) if training is not None else None
+        if training is None or not isinstance(attributes, dict):
+            return None  # not foundryctl's (or its tag was edited out of shape)
         attributes["description"] = training["description"]  # Azure's, should it change there
         other = validation_key(attributes)
         validation = self._version(project, name + VALIDATION_SUFFIX, other) if other else None
@@ -138,7 +138,7 @@ class DatasetHandler(AzureHandler):
             "training": _asset_outputs(training),
             "validation": _asset_outputs(validation) if validation is not None else None,
             "retained_versions": [],  # replaced versions are archived (jobs can still read them)
-            "token_counts": json.loads(token_counts) if token_counts else None,
+            "token_counts": _json_tag(token_counts),
         }
         return Observed(self._data_id(project, name), attributes, outputs)
 
@@ -307,6 +307,14 @@ class _Part:
 
     def __init__(self, path: Path, sha256: str, size: int, examples: int):
         self.path, self.sha256, self.size, self.examples = path, sha256, size, examples
+
+
+def _json_tag(tag: str | None) -> Any:
+    """A tag foundryctl wrote as JSON; None when absent or no longer JSON (tags are editable)."""
+    try:
+        return json.loads(tag) if tag else None
+    except ValueError:
+        return None
 
 
 def _asset_outputs(version: dict[str, Any]) -> dict[str, Any]:

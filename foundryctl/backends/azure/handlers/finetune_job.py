@@ -128,7 +128,7 @@ class FineTuneJobHandler(AzureHandler):
         props = job["properties"]
         status = _status(job)
         tags = props.get("tags") or {}
-        stored = json.loads(tags[ATTRIBUTES_TAG]) if ATTRIBUTES_TAG in tags else {}
+        stored = _stored_attributes(tags.get(ATTRIBUTES_TAG))
         attributes = {**stored, "description": props.get("description") or "", "status": status}
         model = self._registered_model(project, job) if status == "Completed" else None
         outputs = {
@@ -301,7 +301,7 @@ class FineTuneJobHandler(AzureHandler):
         if found is None:
             latest = (self._data_resource(project, name) or {}).get("latestVersion")
             candidate = self._data_resource(project, f"{name}/versions/{latest}") if latest else None
-            stored = json.loads((candidate or {}).get("tags", {}).get(ATTRIBUTES_TAG) or "{}")
+            stored = _stored_attributes((candidate or {}).get("tags", {}).get(ATTRIBUTES_TAG))
             if candidate is not None and stored.get("version") == sha256:
                 found, version = candidate, str(latest)
         if found is None:
@@ -347,6 +347,17 @@ class FineTuneJobHandler(AzureHandler):
 
     # -- delete --------------------------------------------------------------------------
 
+    def users(self, target: Target, observed: Observed) -> list[str]:
+        """Serverless endpoints serving this job's model, the manifest's or not: Azure refuses
+        to remove a model an endpoint serves, so the plan refuses first."""
+        from foundryctl.backends.azure.handlers.deployment import endpoints_serving
+
+        model = observed.outputs.get("model")
+        if not model:
+            return []
+        project, _ = _parse_job_id(observed.id)
+        return endpoints_serving(self.backend, project, str(model["name"]), str(model["version"]))
+
     def delete_notes(self, observed: Observed) -> list[str]:
         notes = ["the job is archived (Azure keeps job names: applying it again submits a new attempt)"]
         if observed.outputs.get("model"):
@@ -357,7 +368,7 @@ class FineTuneJobHandler(AzureHandler):
     def delete(self, target: Target, progress: Progress) -> None:
         project, name = self._where(target)
         ml = self.clients.ml(project)
-        for job in self._attempts(project, name):
+        for job in self._attempts(project, _first_attempt(name)):  # state may hold a retry's id
             if job["properties"].get("isArchived"):
                 continue
             if _status(job) not in FINISHED:
@@ -431,12 +442,28 @@ def _base_name(name: str, attributes: dict[str, Any]) -> str:
     return f"{name}-{training_run(attributes)}"
 
 
+def _first_attempt(name: str) -> str:
+    """base-3 -> base (the name of a job's first attempt)."""
+    match = re.match(r"^(?P<base>.+-[0-9a-f]{8})-\d+$", name)
+    return match["base"] if match else name
+
+
 def _next_attempt(name: str) -> str:
     """base -> base-2 -> base-3 (a base name ends with the 8-hex-digit run digest)."""
     match = re.match(r"^(?P<base>.+-[0-9a-f]{8})(?:-(?P<n>\d+))?$", name)
     if match is None:
         return f"{name}-2"
     return f"{match['base']}-{int(match['n'] or 1) + 1}"
+
+
+def _stored_attributes(tag: str | None) -> dict[str, Any]:
+    """The attributes foundryctl tagged the job with ({} when the tag is missing, or was edited
+    into something that is not a JSON object: the plan then shows what differs)."""
+    try:
+        stored = json.loads(tag) if tag else {}
+    except ValueError:
+        return {}
+    return stored if isinstance(stored, dict) else {}
 
 
 def _attributes_tag(attributes: dict[str, Any]) -> str:

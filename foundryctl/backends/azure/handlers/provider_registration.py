@@ -100,8 +100,8 @@ class ProviderRegistrationHandler(AzureHandler):
     def delete_notes(self, observed: Observed) -> list[str]:
         if self.config.unregister_providers:
             return ["unregisters it from the whole subscription"]
-        return ["stays registered on the subscription: foundryctl only stops managing it "
-                "(unregister_providers: true unregisters)"]
+        return [("stays registered on the subscription: foundryctl only stops managing it "
+                 "(unregister_providers: true unregisters)")]
 
     def delete(self, target: Target, progress: Progress) -> None:
         namespace = target.attributes["namespace"]

@@ -229,8 +229,8 @@ class WorkspaceHandler(AzureHandler):
 
     def delete_notes(self, observed: Observed) -> list[str]:
         if soft_delete(self.config):
-            return ["Azure soft-deletes it: recoverable for 14 days, the name stays taken "
-                    "(purge_on_delete: true in the backend block frees it)"]
+            return [("Azure soft-deletes it: recoverable for 14 days, the name stays taken "
+                     "(purge_on_delete: true in the backend block frees it)")]
         return ["purged: deleted permanently (purge_on_delete: true)"]
 
     def delete(self, target: Target, progress: Progress) -> None:
