@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_content_filter.py
 	$(BIN)/python benchmarks/bench_validate.py
+	$(BIN)/python benchmarks/bench_azure_refresh.py
 
 clean:
 	rm -rf $(VENV) manifests/.foundryctl
