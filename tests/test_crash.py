@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import Project
 
-from foundryctl.backends.local import arm
+from foundryctl.backends import arm
 
 LATENCY = 0.6
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import DATA, Project
 
-from foundryctl.backends.local import arm
+from foundryctl.backends import arm
 
 DATASET = """
   - kind: Dataset

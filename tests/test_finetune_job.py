@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, require
 
-from foundryctl.backends.local import arm
+from foundryctl.backends import arm
 from foundryctl.training.jobdir import JobDir, pid_alive
 
 BASE_MODEL = "SmolLM2-135M-Instruct"

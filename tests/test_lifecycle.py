@@ -12,7 +12,7 @@ import time
 
 from conftest import PRINCIPAL, Project, cli_env
 
-from foundryctl.backends.local import arm
+from foundryctl.backends import arm
 
 
 def workspace(project: Project, name: str):

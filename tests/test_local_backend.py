@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from foundryctl import catalog
+from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local import AuthorizationFailed, LocalBackend, LocalCloud, arm
+from foundryctl.backends.local import AuthorizationFailed, LocalBackend, LocalCloud
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.config import LocalBackendConfig
 from foundryctl.errors import BackendError

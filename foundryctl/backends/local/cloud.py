@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from foundryctl import catalog
-from foundryctl.backends.local import arm
+from foundryctl.backends import arm
 from foundryctl.errors import BackendError
 from foundryctl.kinds.role_assignment import assignment_name
 from foundryctl.state.lock import current_user
@@ -709,7 +709,7 @@ class LocalCloud:
                   f"{', '.join(granting)} at this scope or one that covers it"))
 
     def _workspace_containing(self, scope: str) -> ArmResource | None:
-        match = re.match(r"^(.*/providers/" + re.escape(arm.WORKSPACES) + r"/[^/]+)", scope, re.I)
+        match = re.match(r"^(.*/providers/" + re.escape(arm.WORKSPACES) + r"/[^/]+)", scope, re.IGNORECASE)
         return self.get(match.group(1)) if match else None
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.base import Handler
+from foundryctl.errors import BackendError
 
 if TYPE_CHECKING:
     from foundryctl.backends.azure import AzureBackend
-
-WORKSPACES = "Microsoft.MachineLearningServices/workspaces"
 
 
 class AzureHandler(Handler):
@@ -23,10 +23,20 @@ class AzureHandler(Handler):
 
     @property
     def resource_group_id(self) -> str:
-        return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+        return arm.resource_group_id(self.subscription, self.resource_group)
 
     def workspace_id(self, name: str) -> str:
-        return f"{self.resource_group_id}/providers/{WORKSPACES}/{name}"
+        return arm.workspace_id(self.subscription, self.resource_group, name)
+
+
+def parse_child_id(resource_id: str, child_type: str, what: str) -> tuple[str, str]:
+    """(project, name) of a data asset, job or endpoint id; a clear error for anything else."""
+    found = arm.workspace_child(resource_id, child_type)
+    if found is None:
+        raise BackendError("InvalidId", f"{resource_id!r} is not {what} id",
+                           hint="ids look like /subscriptions/S/resourceGroups/G/providers/"
+                                f"Microsoft.MachineLearningServices/workspaces/PROJECT/{child_type}/NAME")
+    return found
 
 
 def unmodelled(last_known: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.azure.errors import (
     backend_error,
     calling,
@@ -47,7 +48,7 @@ from foundryctl.backends.azure.errors import (
     read_or_none,
     sdk_errors,
 )
-from foundryctl.backends.azure.handlers.base import AzureHandler
+from foundryctl.backends.azure.handlers.base import AzureHandler, parse_child_id
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
@@ -99,12 +100,12 @@ class DatasetHandler(AzureHandler):
         return self._data_id(target.attributes["project"], target.name)
 
     def _data_id(self, project: str, name: str) -> str:
-        return f"{self.workspace_id(project)}/data/{name}"
+        return arm.data_id(self.workspace_id(project), name)
 
     # -- read ----------------------------------------------------------------------------
 
     def read(self, target: Target) -> Observed | None:
-        project, name = _parse_data_id(target.backend_id) if target.backend_id else (
+        project, name = parse_child_id(target.backend_id, "data", "a data asset") if target.backend_id else (
             target.attributes["project"], target.name)
         key = content_key(target.attributes)
         if key is None:
@@ -112,7 +113,7 @@ class DatasetHandler(AzureHandler):
         return self._observe(project, name, key)
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
-        project, asset = _parse_data_id(backend_id)
+        project, asset = parse_child_id(backend_id, "data", "a data asset")
         return self._observe_latest(project, asset)
 
     def _observe_latest(self, project: str, name: str) -> Observed | None:
@@ -144,7 +145,7 @@ class DatasetHandler(AzureHandler):
 
     def _version(self, project: str, name: str, version: str) -> dict[str, Any] | None:
         """A data version as Azure has it (None: absent or archived)."""
-        resource = self._get(f"{self._data_id(project, name)}/versions/{version}",
+        resource = self._get(arm.data_version_id(self.workspace_id(project), name, version),
                              f"reading data asset {name}:{version}")
         if resource is None or resource.get("properties", {}).get("isArchived"):
             return None
@@ -227,7 +228,7 @@ class DatasetHandler(AzureHandler):
         tags = {TAG + "owner": name.removesuffix(VALIDATION_SUFFIX) if extra_tags["role"] == "validation" else name,
                 TAG + "sha256": part.sha256, TAG + "size": str(part.size), TAG + "examples": str(part.examples),
                 **{TAG + k: v for k, v in extra_tags.items() if v}}
-        resource = self._get(f"{self._data_id(project, name)}/versions/{key}", f"reading data asset {name}:{key}")
+        resource = self._get(arm.data_version_id(self.workspace_id(project), name, key), f"reading data asset {name}:{key}")
         props = (resource or {}).get("properties", {})
         if resource is not None and (props.get("tags") or {}).get(TAG + "sha256") not in (None, part.sha256):
             raise BackendError("Conflict", f"data asset {name}:{key} already holds other content "
@@ -250,7 +251,7 @@ class DatasetHandler(AzureHandler):
                 calling(doing, ml.data.create_or_update, Data(
                     type=AssetTypes.URI_FILE, path=uri, name=name, version=key, description=description, tags=tags))
             progress(f"{name}: content already in the data store, nothing uploaded")
-        return {"id": f"{self._data_id(project, name)}/versions/{key}", "name": name, "version": key,
+        return {"id": arm.data_version_id(self.workspace_id(project), name, key), "name": name, "version": key,
                 "uri": uri, "description": description, "tags": tags}
 
     def _retire(self, project: str, name: str, before: dict[str, Any], keep: set[tuple[str, str]],
@@ -284,7 +285,7 @@ class DatasetHandler(AzureHandler):
 
     def delete(self, target: Target, progress: Progress) -> None:
         a = target.attributes
-        project, name = _parse_data_id(target.backend_id) if target.backend_id else (a["project"], target.name)
+        project, name = parse_child_id(target.backend_id, "data", "a data asset") if target.backend_id else (a["project"], target.name)
         for asset, version in _assets(name, a):
             if self._archive(project, asset, version):
                 progress(f"archived data asset {asset}:{version}")
@@ -327,16 +328,3 @@ def _asset_outputs(version: dict[str, Any]) -> dict[str, Any]:
 def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
-
-def _parse_data_id(data_id: str) -> tuple[str, str]:
-    """.../workspaces/PROJECT/data/NAME -> (PROJECT, NAME)."""
-    parts = data_id.rstrip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    try:
-        workspace = parts[lowered.index("workspaces") + 1]
-        name = parts[lowered.index("data") + 1]
-    except (ValueError, IndexError):
-        raise BackendError("InvalidId", f"{data_id!r} is not a data asset id",
-                           hint="ids look like /subscriptions/S/resourceGroups/G/providers/"
-                                "Microsoft.MachineLearningServices/workspaces/P/data/NAME") from None
-    return workspace, name

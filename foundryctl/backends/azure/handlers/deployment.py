@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.azure.errors import (
     backend_error,
     calling,
@@ -38,7 +39,11 @@ from foundryctl.backends.azure.errors import (
     read_or_none,
     sdk_errors,
 )
-from foundryctl.backends.azure.handlers.base import AzureHandler, unmodelled
+from foundryctl.backends.azure.handlers.base import (
+    AzureHandler,
+    parse_child_id,
+    unmodelled,
+)
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.deployment import RUNNING, ContentFilter, Serving
@@ -52,7 +57,6 @@ ARM_API_VERSION = "2024-10-01"
 ENDPOINTS = "serverlessEndpoints"
 MODEL_ID = re.compile(r"^azureml://locations/(?P<location>[^/]+)/workspaces/(?P<workspace>[^/]+)"
                       r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", re.IGNORECASE)
-ENDPOINT_ID = re.compile(r"/workspaces/(?P<project>[^/]+)/serverlessEndpoints/(?P<name>[^/]+)$", re.IGNORECASE)
 DEFAULT_CONTENT_SAFETY = "Enabled"  # Azure's when a PUT says nothing
 BUSY = ("Creating", "Updating", "Deleting")
 KEY_TYPES = {"key1": "primary", "primary": "primary", "key2": "secondary", "secondary": "secondary"}
@@ -78,14 +82,14 @@ class DeploymentHandler(AzureHandler):
         return None if resource is None else self._observe(resource, target.attributes)
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
-        _parse_endpoint_id(backend_id)
+        _endpoint_of(backend_id)
         resource = self._get(backend_id)
         return None if resource is None else self._observe(resource, {})
 
     def _get(self, endpoint_id: str) -> dict[str, Any] | None:
         resource = read_or_none(
             lambda: self.clients.resources.resources.get_by_id(endpoint_id, api_version=ARM_API_VERSION),
-            f"reading serverless endpoint {_name_of(endpoint_id)}")
+            f"reading serverless endpoint {arm.last_segment(endpoint_id)}")
         return None if resource is None else resource.as_dict()
 
     def _observe(self, resource: dict[str, Any], last_known: dict[str, Any], *,
@@ -96,7 +100,7 @@ class DeploymentHandler(AzureHandler):
         served = (props.get("modelSettings") or {}).get("modelId")
         state = props.get("provisioningState") or "Unknown"
         safety = _content_safety(props)
-        project, _ = _parse_endpoint_id(resource["id"])
+        project, _ = _endpoint_of(resource["id"])
         known_filter = last_known.get("content_filter") or {}
         observed = {
             "project": project,
@@ -182,7 +186,7 @@ class DeploymentHandler(AzureHandler):
         """Azure's content safety (and auth mode) as desired: the raw PUT only when they differ."""
         resource = current if current is not None else self._get(endpoint_id)
         if resource is None:
-            raise BackendError("ResourceNotFound", f"serverless endpoint {_name_of(endpoint_id)} vanished "
+            raise BackendError("ResourceNotFound", f"serverless endpoint {arm.last_segment(endpoint_id)} vanished "
                                "while it was being applied", hint="run apply again")
         enabled = (attributes.get("content_filter") or {}).get("enabled", True)
         wanted = "Enabled" if enabled else "Disabled"
@@ -243,7 +247,7 @@ class DeploymentHandler(AzureHandler):
     # -- delete --------------------------------------------------------------------------
 
     def delete(self, target: Target, progress: Progress) -> None:
-        project, name = _parse_endpoint_id(target.backend_id or self.identify(target))
+        project, name = _endpoint_of(target.backend_id or self.identify(target))
         progress(f"deleting serverless endpoint {name}")
         operations = self.clients.ml(project).serverless_endpoints
         try:
@@ -257,7 +261,7 @@ class DeploymentHandler(AzureHandler):
 
     def keys(self, target: Target) -> tuple[str, str]:
         """The endpoint's (primary, secondary) keys."""
-        project, name = _parse_endpoint_id(target.backend_id or self.identify(target))
+        project, name = _endpoint_of(target.backend_id or self.identify(target))
         keys = calling(f"reading the keys of serverless endpoint {name}",
                        self.clients.ml(project).serverless_endpoints.get_keys, name)
         return str(keys.primary_key), str(keys.secondary_key)
@@ -267,7 +271,7 @@ class DeploymentHandler(AzureHandler):
         key_type = KEY_TYPES.get(which.lower())
         if key_type is None:
             raise BackendError("InvalidKeyName", f"no key named {which!r}", hint="use key1 or key2")
-        project, name = _parse_endpoint_id(target.backend_id or self.identify(target))
+        project, name = _endpoint_of(target.backend_id or self.identify(target))
         # azure-ai-ml 1.35.2's ServerlessEndpointOperations.begin_regenerate_keys cannot work: it
         # calls its generated operation with `endpoint_name=`, which takes `name` (TypeError), after
         # reading the keys to send the current one back. Its generated operation is called here
@@ -302,18 +306,9 @@ def _same_model(parsed: re.Match, model: dict[str, Any]) -> bool:
     return parsed["name"] == str(model.get("name")) and parsed["version"] == str(model.get("version"))
 
 
-def _parse_endpoint_id(endpoint_id: str) -> tuple[str, str]:
+def _endpoint_of(endpoint_id: str) -> tuple[str, str]:
     """(project, endpoint name) of a serverless endpoint id."""
-    match = ENDPOINT_ID.search(endpoint_id.rstrip("/"))
-    if match is None:
-        raise BackendError("InvalidId", f"{endpoint_id} is not a serverless endpoint id",
-                           hint="/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.MachineLearningServices/"
-                                "workspaces/PROJECT/serverlessEndpoints/NAME")
-    return match["project"], match["name"]
-
-
-def _name_of(endpoint_id: str) -> str:
-    return endpoint_id.rstrip("/").rsplit("/", 1)[-1]
+    return parse_child_id(endpoint_id, "serverlessEndpoints", "a serverless endpoint")
 
 
 def _short(model_id: str) -> str:

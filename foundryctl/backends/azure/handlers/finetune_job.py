@@ -47,6 +47,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.azure.errors import (
     backend_error,
     calling,
@@ -54,7 +55,7 @@ from foundryctl.backends.azure.errors import (
     read_or_none,
     sdk_errors,
 )
-from foundryctl.backends.azure.handlers.base import AzureHandler
+from foundryctl.backends.azure.handlers.base import AzureHandler, parse_child_id
 from foundryctl.backends.azure.handlers.dataset import (
     ATTRIBUTES_TAG,
     DATA_API_VERSION,
@@ -95,7 +96,7 @@ class FineTuneJobHandler(AzureHandler):
         return self._job_id(target.attributes["project"], _base_name(target.name, target.attributes))
 
     def _job_id(self, project: str, name: str) -> str:
-        return f"{self.workspace_id(project)}/jobs/{name}"
+        return arm.job_id(self.workspace_id(project), name)
 
     # -- read ----------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class FineTuneJobHandler(AzureHandler):
         return self._observe(project, job) if job is not None else None
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
-        project, job_name = _parse_job_id(backend_id)
+        project, job_name = parse_child_id(backend_id, "jobs", "a job")
         job = self._latest_attempt(project, job_name)
         return self._observe(project, job) if job is not None else None
 
@@ -121,7 +122,7 @@ class FineTuneJobHandler(AzureHandler):
 
     def _where(self, target: Target) -> tuple[str, str]:
         if target.backend_id:
-            return _parse_job_id(target.backend_id)
+            return parse_child_id(target.backend_id, "jobs", "a job")
         return target.attributes["project"], _base_name(target.name, target.attributes)
 
     def _observe(self, project: str, job: dict[str, Any]) -> Observed:
@@ -355,7 +356,7 @@ class FineTuneJobHandler(AzureHandler):
         model = observed.outputs.get("model")
         if not model:
             return []
-        project, _ = _parse_job_id(observed.id)
+        project, _ = parse_child_id(observed.id, "jobs", "a job")
         return endpoints_serving(self.backend, project, str(model["name"]), str(model["version"]))
 
     def delete_notes(self, observed: Observed) -> list[str]:
@@ -474,14 +475,3 @@ def _attributes_tag(attributes: dict[str, Any]) -> str:
 def _ref(version: dict[str, Any]) -> str:
     return f"azureml:{version['name']}:{version['version']}"
 
-
-def _parse_job_id(job_id: str) -> tuple[str, str]:
-    """.../workspaces/PROJECT/jobs/NAME -> (PROJECT, NAME)."""
-    parts = job_id.rstrip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    try:
-        return parts[lowered.index("workspaces") + 1], parts[lowered.index("jobs") + 1]
-    except (ValueError, IndexError):
-        raise BackendError("InvalidId", f"{job_id!r} is not a job id",
-                           hint="ids look like /subscriptions/S/resourceGroups/G/providers/"
-                                "Microsoft.MachineLearningServices/workspaces/P/jobs/NAME") from None

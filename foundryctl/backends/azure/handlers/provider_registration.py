@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.azure.errors import (
     backend_error,
     calling,
@@ -34,7 +35,7 @@ class ProviderRegistrationHandler(AzureHandler):
     kind = "ProviderRegistration"
 
     def provider_id(self, namespace: str) -> str:
-        return f"/subscriptions/{self.subscription}/providers/{namespace}"
+        return arm.provider_id(self.subscription, namespace)
 
     def identify(self, target: Target) -> str:
         return self.provider_id(target.attributes["namespace"])
@@ -121,7 +122,7 @@ class ProviderRegistrationHandler(AzureHandler):
             self._wait(namespace, provider, GONE, "unregistering", progress)
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
-        namespace = backend_id.rstrip("/").rsplit("/", 1)[-1]
+        namespace = arm.last_segment(backend_id)
         provider = self._get(namespace)
         if provider is None:
             return None

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from foundryctl import catalog
+from foundryctl.backends import arm
 from foundryctl.backends.azure.errors import (
     backend_error,
     calling,
@@ -22,13 +23,12 @@ from foundryctl.backends.azure.errors import (
     read_or_none,
     sdk_errors,
 )
-from foundryctl.backends.azure.handlers.base import WORKSPACES, AzureHandler
+from foundryctl.backends.azure.handlers.base import AzureHandler
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.role_assignment import assignment_name
 
-ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
-ID_MARKER = f"/providers/{ROLE_ASSIGNMENTS}/"
+ID_MARKER = f"/providers/{arm.ROLE_ASSIGNMENTS}/"
 # Waits between PrincipalNotFound retries: the first is poll_interval (at most FIRST_BACKOFF),
 # then doubling up to MAX_BACKOFF, never past principal_retry_timeout.
 FIRST_BACKOFF = 2.0
@@ -49,7 +49,7 @@ def split_assignment_id(assignment_id: str) -> tuple[str, str]:
 
 
 def _role_guid(role_definition_id: str) -> str:
-    return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    return arm.last_segment(role_definition_id).lower()
 
 
 def _azure_message(exc: BaseException) -> str:
@@ -77,7 +77,7 @@ class RoleAssignmentHandler(AzureHandler):
         return self.resource_group_id
 
     def role_definition_id(self, role_guid: str) -> str:
-        return f"/subscriptions/{self.subscription}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+        return arm.role_definition_id(self.subscription, role_guid)
 
     def _role(self, name: str) -> catalog.RoleDefinition:
         role = catalog.find_role(name)
@@ -128,7 +128,7 @@ class RoleAssignmentHandler(AzureHandler):
         (which of the two, Azure says: GET of the workspace)."""
         if scope_id.lower() == self.resource_group_id.lower():
             return {"resource_group": True}
-        prefix = f"{self.resource_group_id}/providers/{WORKSPACES}/"
+        prefix = f"{self.resource_group_id}/providers/{arm.WORKSPACES}/"
         name = scope_id[len(prefix):].strip("/")
         if not scope_id.lower().startswith(prefix.lower()) or not name or "/" in name:
             raise BackendError(

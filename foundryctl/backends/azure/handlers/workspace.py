@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from foundryctl import catalog
+from foundryctl.backends import arm
 from foundryctl.backends.azure.config import AzureBackendConfig
 from foundryctl.backends.azure.errors import (
     backend_error,
@@ -93,7 +94,7 @@ class WorkspaceHandler(AzureHandler):
         return self.workspace_id(target.name)
 
     def _name(self, target: Target) -> str:
-        return target.backend_id.rstrip("/").rsplit("/", 1)[-1] if target.backend_id else target.name
+        return arm.last_segment(target.backend_id) if target.backend_id else target.name
 
     def _entity(self) -> type[Workspace]:
         raise NotImplementedError
@@ -135,7 +136,7 @@ class WorkspaceHandler(AzureHandler):
         return self.observe(self._get(self._name(target)), target.attributes)
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
-        workspace_name = backend_id.rstrip("/").rsplit("/", 1)[-1]
+        workspace_name = arm.last_segment(backend_id)
         if backend_id.rstrip("/").lower() != self.workspace_id(workspace_name).lower():
             raise BackendError("InvalidResourceId", f"{backend_id} is not a workspace in resource group "
                                f"{self.resource_group}",
@@ -293,7 +294,7 @@ class ProjectHandler(WorkspaceHandler):
 
     def attributes(self, workspace: Workspace, last_known: dict[str, Any]) -> dict[str, Any]:
         hub_id = getattr(workspace, "hub_id", None) or ""
-        return {"hub": hub_id.rstrip("/").rsplit("/", 1)[-1] or None,
+        return {"hub": arm.last_segment(hub_id) or None,
                 **super().attributes(workspace, last_known)}
 
     def outputs(self, workspace: Workspace) -> dict[str, Any]:

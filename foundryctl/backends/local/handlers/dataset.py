@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError

@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError

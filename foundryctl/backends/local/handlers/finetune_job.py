@@ -15,8 +15,8 @@ import subprocess
 import time
 from typing import Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError

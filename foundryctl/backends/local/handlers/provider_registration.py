@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import (
     NOT_REGISTERED,
     REGISTERED,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from foundryctl import catalog
+from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local import arm
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError

@@ -1,4 +1,5 @@
-"""ARM resource ids, built and taken apart the way Azure writes them."""
+"""ARM resource ids, built and taken apart the way Azure writes them (both backends use them:
+the local one for its emulated control plane, the azure one for the real ids)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def workspace_of(resource_id: str) -> str | None:
         return None
     rest = resource_id[index + len(marker):].split("/", 1)[0]
     return resource_id[:index + len(marker)] + rest
+
+
+def workspace_child(resource_id: str, child_type: str) -> tuple[str, str] | None:
+    """`.../workspaces/W/{child_type}/NAME[/...]` -> (W, NAME), or None for another id
+    (`child_type`: data, jobs, models, serverlessEndpoints; matched in any case)."""
+    parts = resource_id.rstrip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    for index in range(len(parts) - 3):
+        if lowered[index] == "workspaces" and lowered[index + 2] == child_type.lower():
+            return parts[index + 1], parts[index + 3]
+    return None
 
 
 def provider_id(sub: str, namespace: str) -> str:
