@@ -176,8 +176,7 @@ class Stack:
               lock_timeout: float = 0.0, wait: bool = True) -> ApplyResult:
         """`wait=False`: long operations (training) are started and not waited for; a later
         plan shows them in progress and a later apply picks them up."""
-        if hasattr(self.backend, "wait_for_jobs"):
-            self.backend.wait_for_jobs = wait
+        self.backend.wait_for_jobs = wait
         with self.locked("apply", timeout=lock_timeout):
             self.check_plan_current(plan)
             self.check_policies(plan)

@@ -84,12 +84,12 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     show = run("deployments", "show", "xbox-agent")
     assert "provisioning_state = Succeeded" in show.output, show.output
     logs = run("deployments", "logs", "xbox-agent")
-    assert logs.exit_code == 1 and "served by the backend" in logs.output
+    assert logs.exit_code == 1 and "is on Azure" in logs.output
     job = run("jobs", "show", "xbox-agent")
     assert "Completed" in job.output and "model = xbox-agent:1" in job.output, job.output
     assert re.search(r"xbox-agent\s+Completed", run("jobs", "list").output)
     job_logs = run("jobs", "logs", "xbox-agent")
-    assert job_logs.exit_code == 1 and "runs on Azure" in job_logs.output
+    assert job_logs.exit_code == 1 and "is on Azure" in job_logs.output
 
     # The model an endpoint serves cannot go alone (Azure refuses; the plan refuses first).
     alone = run("destroy", "--target", "FineTuneJob.xbox-agent", "--auto-approve")

@@ -54,7 +54,8 @@ def collector() -> tuple[Progress, list[str]]:
 
 
 def make_backend(tmp_path: Path, **overrides: Any) -> Any:
-    from foundryctl.backends.azure import AzureBackend, AzureBackendConfig
+    from foundryctl.backends.azure.backend import AzureBackend
+    from foundryctl.backends.azure.config import AzureBackendConfig
 
     settings = {"type": "azure", "subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP,
                 "location": LOCATION, "poll_interval": 0.01, "principal_retry_timeout": 2, **overrides}
@@ -69,7 +70,8 @@ def providers(azure_backend: Any) -> Any:
 @pytest.fixture
 def unregistering(fake_azure: Any, tmp_path: Any) -> Any:
     """The ProviderRegistration handler of a backend with `unregister_providers: true`."""
-    from foundryctl.backends.azure import AzureBackend, AzureBackendConfig
+    from foundryctl.backends.azure.backend import AzureBackend
+    from foundryctl.backends.azure.config import AzureBackendConfig
 
     config = AzureBackendConfig(type="azure", subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP,
                                 location=LOCATION, poll_interval=0.01, unregister_providers=True)

@@ -111,7 +111,8 @@ class Messages(Progress):
 
 
 def backend_with(tmp_path: Path, **overrides: Any) -> Any:
-    from foundryctl.backends.azure import AzureBackend, AzureBackendConfig
+    from foundryctl.backends.azure.backend import AzureBackend
+    from foundryctl.backends.azure.config import AzureBackendConfig
 
     config = AzureBackendConfig(type="azure", subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP,
                                 location=LOCATION, poll_interval=0.01, **overrides)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 BACKEND_CONFIGS: dict[str, type[BaseModel]] = {"local": LocalBackendConfig, "azure": AzureBackendConfig}
 _IMPLEMENTATIONS = {"local": "foundryctl.backends.local:LocalBackend",
-                    "azure": "foundryctl.backends.azure:AzureBackend"}
+                    "azure": "foundryctl.backends.azure.backend:AzureBackend"}
 
 
 def open_backend(config: BaseModel, root: Path) -> Backend:

@@ -89,6 +89,8 @@ class Handler(ABC):
 
 class Backend(ABC):
     type: ClassVar[str]
+    # apply --no-wait: start training jobs and return instead of waiting for them.
+    wait_for_jobs: bool = True
 
     @abstractmethod
     def handler(self, kind: str) -> Handler: ...

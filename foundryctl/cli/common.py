@@ -108,6 +108,18 @@ def one_record(found: dict[str, Any], kind: str, name: str, what: str) -> Any:
     return found[key]
 
 
+def local_directory(record: Any, directory: Any, what: str) -> Any:
+    """The record's local directory, or an error for a resource the backend keeps (an Azure
+    job or endpoint, whose logs and metrics are in Azure AI Foundry)."""
+    from foundryctl.errors import FoundryctlError
+
+    if directory is None:
+        studio = record.outputs.get("studio_url")
+        raise FoundryctlError(f"{record.address} is on Azure ({record.backend_id}): {what}",
+                              hint=f"open {studio}" if studio else "see it in the Azure AI Foundry portal")
+    return directory
+
+
 def print_log(path: Path, *, follow: bool, finished: Callable[[], bool] = lambda: False) -> None:
     """Print a log file; with `follow`, keep printing new lines until `finished()` says so
     and nothing new came (or until interrupted)."""

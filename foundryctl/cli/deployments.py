@@ -11,6 +11,7 @@ import click
 from foundryctl.cli.common import (
     console,
     handle_errors,
+    local_directory,
     manifest_options,
     one_record,
     print_log,
@@ -38,12 +39,17 @@ def one_deployment(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
 
 
 def _backend_handler(stack_args: dict[str, Any], record: Any, action: Any) -> Any:
-    """Run `action(handler, target)` with the backend's Deployment handler (Azure: keys)."""
+    """Run `action(handler, target)` with the backend's Deployment handler, for a deployment
+    the backend serves (Azure keeps the keys)."""
     from foundryctl.backends.base import Target
     from foundryctl.cli.common import load_stack
+    from foundryctl.errors import FoundryctlError
 
     with load_stack(stack_args, check_files=False) as stack:
         handler = stack.backend.handler("Deployment")
+        if not hasattr(handler, "keys"):  # a local deployment whose server was never set up
+            raise FoundryctlError(f"{record.address} has no endpoint directory recorded",
+                                  hint="apply it first")
         target = Target(record.address, record.kind, record.name, record.attributes, record.backend_id)
         return action(handler, target)
 
@@ -54,15 +60,6 @@ def deployment_keys(stack_args: dict[str, Any], record: Any, directory: Any) -> 
         return directory.keys()
     primary, secondary = _backend_handler(stack_args, record, lambda handler, target: handler.keys(target))
     return {"key1": primary, "key2": secondary}
-
-
-def _local_only(record: Any, directory: Any, what: str) -> Any:
-    from foundryctl.errors import FoundryctlError
-
-    if directory is None:
-        raise FoundryctlError(f"{record.address} is served by the backend ({record.backend_id}): {what}",
-                              hint="see it in the Azure AI Foundry portal")
-    return directory
 
 
 @deployments.command("list")
@@ -171,7 +168,7 @@ def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
 def deployment_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
     """The server's log (requests, model loads, errors)."""
     record, directory = one_deployment(stack_args, name)
-    print_log(_local_only(record, directory, "its logs are Azure's").log, follow=follow)
+    print_log(local_directory(record, directory, "its logs are in Azure AI Foundry").log, follow=follow)
 
 
 def _model_name(model_id: str | None) -> str:

@@ -11,6 +11,7 @@ import click
 from foundryctl.cli.common import (
     console,
     handle_errors,
+    local_directory,
     manifest_options,
     one_record,
     print_log,
@@ -34,16 +35,6 @@ def _job_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 def _one(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
     """(state record, JobDir) of a local job; (record, None) of one Azure runs."""
     return one_record(_job_dirs(stack_args), "FineTuneJob", name, "fine-tune job")
-
-
-def _local(record: Any, directory: Any, what: str) -> Any:
-    from foundryctl.errors import FoundryctlError
-
-    if directory is None:
-        studio = record.outputs.get("studio_url")
-        raise FoundryctlError(f"{record.address} runs on Azure ({record.backend_id}): {what}",
-                              hint=f"open {studio}" if studio else "see it in the Azure AI Foundry portal")
-    return directory
 
 
 @jobs.command("list")
@@ -114,7 +105,7 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
     from foundryctl.training.jobdir import INTERRUPTED, TERMINAL
 
     record, directory = _one(stack_args, name)
-    directory = _local(record, directory, "its logs are in Azure AI Foundry")
+    directory = local_directory(record, directory, "its logs are in Azure AI Foundry")
     print_log(directory.log, follow=follow, finished=lambda: directory.state() in TERMINAL | {INTERRUPTED})
 
 
@@ -127,7 +118,7 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
 def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> None:
     """Per-step and per-epoch metrics (results.csv is Azure's shape)."""
     record, directory = _one(stack_args, name)
-    directory = _local(record, directory, "its metrics are in Azure AI Foundry")
+    directory = local_directory(record, directory, "its metrics are in Azure AI Foundry")
     if output_format == "csv":
         click.echo(directory.results.read_text() if directory.results.exists() else "", nl=False)
         return

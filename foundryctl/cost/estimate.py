@@ -48,7 +48,7 @@ def estimate_cost(plan: Plan, manifest: Manifest, prices: PriceBook | None = Non
 def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
                   prices: PriceBook) -> CostLine:
     # _report is the job kind's own dataset report (its base model's tokenizer and context).
-    from foundryctl.kinds.finetune_job import _report, default_runner, estimate
+    from foundryctl.kinds.finetune_job import _report, estimate, runner_of
 
     def line(status: str, amount: float | None, detail: str, **rest: Any) -> CostLine:
         return CostLine(address, "FineTuneJob", "training", status, amount,
@@ -58,7 +58,7 @@ def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
         return line(UNKNOWN, None, "not in the manifest", note="not in the manifest")
     spec = cast("FineTuneJobSpec", decl.spec)
     epochs = spec.hyperparameters.epochs
-    runner = spec.runner or default_runner(manifest)
+    runner = runner_of(spec, manifest)
     local = runner == "local"
     # The catalog's prices are Azure's: they price what Azure trains, not this machine.
     price = prices.training(address, spec.base_model, use_catalog=not local)

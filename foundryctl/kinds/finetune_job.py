@@ -106,7 +106,7 @@ class FineTuneJob(Kind):
         spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
         attributes = cls.attributes(spec)
         attributes["output_model"] = spec.output_model or spec.name
-        attributes["runner"] = spec.runner or default_runner(decl.manifest)
+        attributes["runner"] = runner_of(spec, decl.manifest)
         # The data versions it trains on: new data is a new run.
         training = _dataset_attributes(decl, spec.training_data)
         attributes["training_version"] = training.get("version")
@@ -153,6 +153,11 @@ def default_runner(manifest: Manifest | None) -> str:
     return "azure" if manifest is not None and manifest.backend.type == "azure" else "local"
 
 
+def runner_of(spec: FineTuneJobSpec, manifest: Manifest | None) -> str:
+    """Where the job trains: what it says, else its backend's own runner."""
+    return spec.runner or default_runner(manifest)
+
+
 def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_model: str, verb: str,
                   field: str, path: tuple) -> list[Diagnostic]:
     """Whether Azure offers `verb` for the catalog model in the project's region: an error on
@@ -172,11 +177,8 @@ def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_mod
                f"{project!r} is in {location} (the location of Hub.{hub})"
                + ("" if on_azure else ": the local backend runs it, Azure would refuse it"))
     hint = f"move the hub to one of those regions ({entry.regions_source})"  # type: ignore[union-attr]
-    if on_azure:
-        return [Diagnostic.error(message, decl.position_of(path), decl.address, code="region-unavailable",
-                                 hint=hint)]
-    return [Diagnostic.warning(message, decl.position_of(path), decl.address, code="region-unavailable",
-                               hint=hint)]
+    severity = Diagnostic.error if on_azure else Diagnostic.warning
+    return [severity(message, decl.position_of(path), decl.address, code="region-unavailable", hint=hint)]
 
 
 def runner_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
@@ -186,8 +188,8 @@ def runner_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
 
     spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
     backend = manifest.backend.type
-    runner = spec.runner or default_runner(manifest)
-    if runner != ("azure" if backend == "azure" else "local"):
+    runner = runner_of(spec, manifest)
+    if runner != default_runner(manifest):
         return [Diagnostic.error(
             f"runner: {runner} needs the {runner} backend, and this manifest uses the {backend} backend",
             decl.position_of(("runner",)), decl.address, code="runner-backend",
@@ -298,7 +300,7 @@ def estimate(decl: ResourceDecl | None) -> str:
         return f"new training run: {epochs} epoch(s)"
     approx = "" if report.tokens_exact else "~"
     per_epoch = report.billed_tokens_per_epoch
-    if (spec.runner or default_runner(decl.manifest)) == "azure":
+    if runner_of(spec, decl.manifest) == "azure":
         return (f"new training run on Azure serverless fine-tuning: {approx}{per_epoch:,} tokens x "
                 f"{epochs} epoch(s) billed")
     device = "cuda" if _cuda_available() else "cpu"

@@ -90,7 +90,8 @@ def write_manifest(directory: Path, resources: str, **backend: object) -> Path:
 @pytest.fixture
 def azure_backend(fake_azure: object, tmp_path: Path) -> Iterator[object]:
     """An AzureBackend on the fake subscription, for handler-level tests."""
-    from foundryctl.backends.azure import AzureBackend, AzureBackendConfig
+    from foundryctl.backends.azure.backend import AzureBackend
+    from foundryctl.backends.azure.config import AzureBackendConfig
 
     config = AzureBackendConfig(type="azure", subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP,
                                 location=LOCATION, poll_interval=0.01, principal_retry_timeout=2)

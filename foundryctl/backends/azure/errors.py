@@ -16,8 +16,7 @@ def error_code(exc: BaseException) -> str:
     code = getattr(error, "code", None)
     if code:
         return str(code)
-    response = getattr(exc, "response", None)
-    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    status = status_code(exc)
     return f"Http{status}" if status else type(exc).__name__
 
 
@@ -48,13 +47,33 @@ def is_not_found(exc: BaseException) -> bool:
             or error_code(exc) == "MissingSubscriptionRegistration")
 
 
-def backend_error(exc: BaseException, doing: str, *, hint: str | None = None) -> BackendError:
-    """`doing` says what foundryctl was doing ("creating hub ft-hub")."""
+def azure_message(exc: BaseException) -> str:
+    """The first line of Azure's message for an error."""
+    error = getattr(exc, "error", None)
+    message = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
+def _innermost(error: Any) -> Any:
+    """ARM nests the cause: a failed template deployment says "At least one resource
+    deployment operation failed", and its details say StorageAccountAlreadyTaken."""
+    while error is not None and getattr(error, "details", None):
+        error = error.details[0]
+    return error
+
+
+def backend_error(exc: BaseException, doing: str, *, hint: str | None = None,
+                  nested_hint: str | None = None) -> BackendError:
+    """`doing` says what foundryctl was doing ("creating hub ft-hub"); `nested_hint` is the
+    hint when Azure's error wraps a more precise one, which is reported instead."""
     if isinstance(exc, BackendError):
         return exc
-    error = getattr(exc, "error", None)
-    message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
-    message = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    outer = getattr(exc, "error", None)
+    inner = _innermost(outer)
+    if inner is not outer and getattr(inner, "code", None) and getattr(inner, "message", None):
+        message = str(inner.message).strip().splitlines()[0]
+        return BackendError(str(inner.code), f"{doing}: {message}", hint=hint or nested_hint)
+    message = azure_message(exc)
     code = error_code(exc)
     if hint is None and code == "MissingSubscriptionRegistration":
         hint = ("register the namespace Azure names: add `kind: ProviderRegistration` with that "
@@ -73,6 +92,11 @@ def read_or_none(call: Callable[[], T], doing: str) -> T | None:
         if is_not_found(exc):
             return None
         raise backend_error(exc, doing) from None
+
+
+def unless_absent(call: Callable[[], Any], doing: str) -> None:
+    """A cancel, archive or delete where 404 means there is nothing left to do."""
+    read_or_none(call, doing)
 
 
 def calling(doing: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

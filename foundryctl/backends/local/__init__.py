@@ -19,7 +19,6 @@ class LocalBackend(Backend):
     def __init__(self, config: LocalBackendConfig, root: Path):
         self.config = config
         self.root = root  # the manifest's directory: data files resolve from here
-        self.wait_for_jobs = True  # apply --no-wait: start training and return
         self.cloud = LocalCloud(root / config.path, registration_delay=config.registration_delay,
                                 api_latency=config.api_latency)
         self.subscription_id = config.subscription_id or self.cloud.default_subscription_id

@@ -3,6 +3,7 @@ ARM ids built the way Azure spells them."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from foundryctl.backends import arm
@@ -10,7 +11,7 @@ from foundryctl.backends.base import Handler
 from foundryctl.errors import BackendError
 
 if TYPE_CHECKING:
-    from foundryctl.backends.azure import AzureBackend
+    from foundryctl.backends.azure.backend import AzureBackend
 
 
 class AzureHandler(Handler):
@@ -37,6 +38,21 @@ def parse_child_id(resource_id: str, child_type: str, what: str) -> tuple[str, s
                            hint="ids look like /subscriptions/S/resourceGroups/G/providers/"
                                 f"Microsoft.MachineLearningServices/workspaces/PROJECT/{child_type}/NAME")
     return found
+
+
+def json_tag(value: Any) -> str:
+    """A value foundryctl keeps in an Azure tag (attributes Azure has no field for), compact
+    and in a stable order."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def read_json_tag(tag: str | None) -> Any:
+    """What `json_tag` wrote; None when the tag is missing or was edited into something else
+    (tags can be edited in the portal: a refresh must not crash on them)."""
+    try:
+        return json.loads(tag) if tag else None
+    except ValueError:
+        return None
 
 
 def unmodelled(last_known: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,6 @@ HTTP (azure-ai-ml 1.35 on the ARM endpoint; "data version" = .../workspaces/P/da
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,12 @@ from foundryctl.backends.azure.errors import (
     read_or_none,
     sdk_errors,
 )
-from foundryctl.backends.azure.handlers.base import AzureHandler, parse_child_id
+from foundryctl.backends.azure.handlers.base import (
+    AzureHandler,
+    json_tag,
+    parse_child_id,
+    read_json_tag,
+)
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
@@ -123,7 +127,7 @@ class DatasetHandler(AzureHandler):
 
     def _observe(self, project: str, name: str, key: str) -> Observed | None:
         training = self._version(project, name, key)
-        attributes = _json_tag(training["tags"].get(ATTRIBUTES_TAG)) if training is not None else None
+        attributes = read_json_tag(training["tags"].get(ATTRIBUTES_TAG)) if training is not None else None
         if training is None or not isinstance(attributes, dict):
             return None  # not foundryctl's (or its tag was edited out of shape)
         attributes["description"] = training["description"]  # Azure's, should it change there
@@ -139,7 +143,7 @@ class DatasetHandler(AzureHandler):
             "training": _asset_outputs(training),
             "validation": _asset_outputs(validation) if validation is not None else None,
             "retained_versions": [],  # replaced versions are archived (jobs can still read them)
-            "token_counts": _json_tag(token_counts),
+            "token_counts": read_json_tag(token_counts),
         }
         return Observed(self._data_id(project, name), attributes, outputs)
 
@@ -210,8 +214,8 @@ class DatasetHandler(AzureHandler):
             token_counts = {"total": report.total_tokens.total, "assistant": report.assistant_tokens.total,
                             "counting": report.token_counting}
             stored = self._store(project, name, key, training, a.get("description", ""), {
-                "role": "training", "attributes": json.dumps(a, sort_keys=True, separators=(",", ":")),
-                "token_counts": json.dumps(token_counts, sort_keys=True, separators=(",", ":")),
+                "role": "training", "attributes": json_tag(a),
+                "token_counts": json_tag(token_counts),
                 "validation": f"{name}{VALIDATION_SUFFIX}:{held_key}" if validation is not None else ""},
                 progress)
         if before is not None:
@@ -308,14 +312,6 @@ class _Part:
 
     def __init__(self, path: Path, sha256: str, size: int, examples: int):
         self.path, self.sha256, self.size, self.examples = path, sha256, size, examples
-
-
-def _json_tag(tag: str | None) -> Any:
-    """A tag foundryctl wrote as JSON; None when absent or no longer JSON (tags are editable)."""
-    try:
-        return json.loads(tag) if tag else None
-    except ValueError:
-        return None
 
 
 def _asset_outputs(version: dict[str, Any]) -> dict[str, Any]:

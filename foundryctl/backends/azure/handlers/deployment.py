@@ -49,7 +49,7 @@ from foundryctl.errors import BackendError
 from foundryctl.kinds.deployment import RUNNING, ContentFilter, Serving
 
 if TYPE_CHECKING:
-    from foundryctl.backends.azure import AzureBackend
+    from foundryctl.backends.azure.backend import AzureBackend
 
 # The api-version of the raw (generic resource) requests: the first stable one whose schema has
 # both modelSettings and contentSafety (a raw PUT replaces the endpoint: it must carry the model).

@@ -41,7 +41,6 @@ HTTP (ARM endpoint unless said; P = .../workspaces/PROJECT):
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -54,8 +53,14 @@ from foundryctl.backends.azure.errors import (
     is_not_found,
     read_or_none,
     sdk_errors,
+    unless_absent,
 )
-from foundryctl.backends.azure.handlers.base import AzureHandler, parse_child_id
+from foundryctl.backends.azure.handlers.base import (
+    AzureHandler,
+    json_tag,
+    parse_child_id,
+    read_json_tag,
+)
 from foundryctl.backends.azure.handlers.dataset import (
     ATTRIBUTES_TAG,
     DATA_API_VERSION,
@@ -321,7 +326,7 @@ class FineTuneJobHandler(AzureHandler):
 
     def _drive(self, project: str, job: dict[str, Any], progress: Progress) -> Observed:
         """Wait for the job (unless apply said not to) and report how it ended."""
-        if getattr(self.backend, "wait_for_jobs", True):
+        if self.backend.wait_for_jobs:
             job = self._wait(project, job, progress)
         return self._observe(project, job)
 
@@ -374,24 +379,14 @@ class FineTuneJobHandler(AzureHandler):
                 continue
             if _status(job) not in FINISHED:
                 progress(f"canceling job {job['name']}")
-                try:
-                    ml.jobs.begin_cancel(job["name"], polling_interval=self.config.poll_interval).result()
-                except sdk_errors() as exc:
-                    if not is_not_found(exc):
-                        raise backend_error(exc, f"canceling job {job['name']}") from None
+                unless_absent(lambda job=job: ml.jobs.begin_cancel(
+                    job["name"], polling_interval=self.config.poll_interval).result(), f"canceling job {job['name']}")
             model = self._registered_model(project, job) if _status(job) == "Completed" else None
             if model is not None:
-                try:
-                    ml.models.archive(model["name"], version=model["version"])
-                    progress(f"archived model {model['name']}:{model['version']}")
-                except sdk_errors() as exc:
-                    if not is_not_found(exc):
-                        raise backend_error(exc, f"archiving model {model['name']}:{model['version']}") from None
-            try:
-                ml.jobs.archive(job["name"])
-            except sdk_errors() as exc:
-                if not is_not_found(exc):
-                    raise backend_error(exc, f"archiving job {job['name']}") from None
+                unless_absent(lambda model=model: ml.models.archive(model["name"], version=model["version"]),
+                              f"archiving model {model['name']}:{model['version']}")
+                progress(f"archived model {model['name']}:{model['version']}")
+            unless_absent(lambda job=job: ml.jobs.archive(job["name"]), f"archiving job {job['name']}")
             progress(f"archived job {job['name']}")
 
 
@@ -458,18 +453,15 @@ def _next_attempt(name: str) -> str:
 
 
 def _stored_attributes(tag: str | None) -> dict[str, Any]:
-    """The attributes foundryctl tagged the job with ({} when the tag is missing, or was edited
-    into something that is not a JSON object: the plan then shows what differs)."""
-    try:
-        stored = json.loads(tag) if tag else {}
-    except ValueError:
-        return {}
+    """The attributes foundryctl tagged the job with ({} when missing or edited out of shape:
+    the plan then shows what differs)."""
+    stored = read_json_tag(tag)
     return stored if isinstance(stored, dict) else {}
 
 
 def _attributes_tag(attributes: dict[str, Any]) -> str:
     stored = {k: v for k, v in attributes.items() if k != "status"}
-    return json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    return json_tag(stored)
 
 
 def _ref(version: dict[str, Any]) -> str:

@@ -16,12 +16,13 @@ from typing import Any
 from foundryctl import catalog
 from foundryctl.backends import arm
 from foundryctl.backends.azure.errors import (
+    azure_message,
     backend_error,
     calling,
     error_code,
-    is_not_found,
     read_or_none,
     sdk_errors,
+    unless_absent,
 )
 from foundryctl.backends.azure.handlers.base import AzureHandler
 from foundryctl.backends.base import Observed, Progress, Target
@@ -50,10 +51,6 @@ def split_assignment_id(assignment_id: str) -> tuple[str, str]:
 
 def _role_guid(role_definition_id: str) -> str:
     return arm.last_segment(role_definition_id).lower()
-
-
-def _azure_message(exc: BaseException) -> str:
-    return str(getattr(getattr(exc, "error", None), "message", None) or exc).strip()
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -210,7 +207,7 @@ class RoleAssignmentHandler(AzureHandler):
         if existing is None:
             raise BackendError(
                 "RoleAssignmentExists",
-                f"{doing}: Azure says the assignment already exists ({_azure_message(exc)}), "
+                f"{doing}: Azure says the assignment already exists ({azure_message(exc)}), "
                 f"but no assignment of {role.name} to {principal} at exactly this scope could be read",
                 hint=f"look for it with `az role assignment list --assignee {principal} --scope {scope}`, "
                      "then `foundryctl import ADDRESS ID`")
@@ -250,8 +247,5 @@ class RoleAssignmentHandler(AzureHandler):
 
     def delete(self, target: Target, progress: Progress) -> None:
         scope, name = self._located(target)
-        try:
-            self._operations.delete(scope, name)  # 200 with the assignment, 204 when there was none
-        except sdk_errors() as exc:
-            if not is_not_found(exc):
-                raise backend_error(exc, f"deleting role assignment {name} at {scope}") from None
+        # 200 with the assignment, 204 when there was none, 404 when its scope is gone
+        unless_absent(lambda: self._operations.delete(scope, name), f"deleting role assignment {name} at {scope}")

@@ -61,20 +61,6 @@ def delete_note(config: AzureBackendConfig) -> str:
     return SOFT_DELETED if soft_delete(config) else PURGED
 
 
-def _deployment_error(exc: BaseException, doing: str, resource_group: str) -> BackendError:
-    """A failed template deployment says "At least one resource deployment operation
-    failed"; the error that matters is the innermost detail (StorageAccountAlreadyTaken...)."""
-    error = getattr(exc, "error", None)
-    while error is not None and getattr(error, "details", None):
-        error = error.details[0]
-    code, message = getattr(error, "code", None), getattr(error, "message", None)
-    if not code or not message or error is getattr(exc, "error", None):
-        return backend_error(exc, doing)
-    return BackendError(str(code), f"{doing}: {str(message).strip().splitlines()[0]}",
-                        hint="the ARM template deployment that creates the workspace failed: its "
-                             f"operations are in the portal under resource group {resource_group}, Deployments")
-
-
 def _defaulted(value: str | None, name: str, last_known: str | None, unset: str | None) -> str | None:
     """Azure's value of a setting the SDK fills with the workspace name when the manifest
     leaves it empty (friendlyName, description): the manifest's `unset` when it is that
@@ -178,7 +164,9 @@ class WorkspaceHandler(AzureHandler):
         try:
             created = ml.workspaces.begin_create(entity).result()
         except sdk_errors() as exc:
-            raise _deployment_error(exc, doing, self.resource_group) from None
+            raise backend_error(exc, doing, nested_hint=(
+                "the ARM template deployment that creates the workspace failed: its operations are "
+                f"in the portal under resource group {self.resource_group}, Deployments")) from None
         observed = self.observe(created, target.attributes)
         if observed is None:
             raise BackendError("Conflict", f"{doing}: Azure answered with a workspace of another kind")

@@ -213,7 +213,7 @@ class FineTuneJobHandler(LocalHandler):
 
     def _drive(self, job: ArmResource, directory: JobDir, progress: Progress) -> Observed:
         """Wait for the run (unless apply said not to) and register its model."""
-        if getattr(self.backend, "wait_for_jobs", True):
+        if self.backend.wait_for_jobs:
             self._wait(directory, progress)
         if directory.state() == COMPLETED and not job.properties.get("outputModelId"):
             job = self._register_model(job, directory)
