@@ -54,6 +54,7 @@ from foundryctl.backends.azure.handlers.base import (
     read_json_tag,
 )
 from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.datasets import planned_report
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
 
@@ -179,14 +180,7 @@ class DatasetHandler(AzureHandler):
         project, name = a["project"], target.name
         source = self._source(a, "path")
         split = a.get("validation") or {}
-        report = validate_dataset(source, ValidationOptions(
-            count_tokens=True, split=(split["split"], split["seed"]) if "split" in split else None))
-        if report.sha256 != a.get("version"):
-            raise BackendError("ContentMismatch", f"{source} changed since the plan was made",
-                               hint="run `foundryctl plan` again")
-        if not report.valid:
-            raise BackendError("InvalidData", f"{source} has {report.error_count} error(s)",
-                               hint=f"see them with: foundryctl data validate {source}")
+        report = planned_report(source, a)
         key = asset_version(report.sha256, split_marker(a))
         with tempfile.TemporaryDirectory(prefix="foundryctl-split-") as scratch:
             if report.split is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.datasets import planned_report
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
@@ -90,14 +91,7 @@ class DatasetHandler(LocalHandler):
         self.backend.authorize(WRITE_ACTION, workspace)
         source = self._source(target, "path")
         split = a.get("validation") or {}
-        report = validate_dataset(source, ValidationOptions(
-            count_tokens=True, split=(split["split"], split["seed"]) if "split" in split else None))
-        if report.sha256 != a.get("version"):
-            raise BackendError("ContentMismatch", f"{source} changed since the plan was made",
-                               hint="run `foundryctl plan` again")
-        if not report.valid:
-            raise BackendError("InvalidData", f"{source} has {report.error_count} error(s)",
-                               hint=f"see them with: foundryctl data validate {source}")
+        report = planned_report(source, a)
         training_name, validation_name = target.name, target.name + VALIDATION_SUFFIX
         with tempfile.TemporaryDirectory(prefix="foundryctl-split-") as scratch:
             if report.split is not None:
