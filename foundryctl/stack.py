@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,16 @@ class Stack:
             self._lock = None
             self.state.release_lock(lock.id)
 
+    def abandon_lock(self) -> None:
+        """Release the state lock now, for a process about to exit without unwinding (a
+        second Ctrl-C); a lock that cannot be released is left to stale-lock recovery."""
+        if self._lock is not None:
+            try:
+                self.state.release_lock(self._lock.id)
+            except Exception:  # noqa: BLE001 - exiting anyway; the lock's holder is then gone
+                pass
+            self._lock = None
+
     # -- plan and apply ------------------------------------------------------------------
 
     def plan(self, *, mode: Mode | str = Mode.NORMAL, targets: Sequence[str] = (), refresh: bool = True,
@@ -173,16 +183,27 @@ class Stack:
                             hint="run `foundryctl plan` again")
 
     def apply(self, plan: Plan, *, parallelism: int = 10, on_event: EventSink | None = None,
-              lock_timeout: float = 0.0, wait: bool = True) -> ApplyResult:
+              lock_timeout: float = 0.0, wait: bool = True,
+              on_interrupt: Callable[[list[str]], None] | None = None) -> ApplyResult:
         """`wait=False`: long operations (training) are started and not waited for; a later
-        plan shows them in progress and a later apply picks them up."""
+        plan shows them in progress and a later apply picks them up. The first Ctrl-C
+        makes the rest of the apply behave so (no new operation starts, training runs on
+        detached); `on_interrupt` hears which operations were running."""
         self.backend.wait_for_jobs = wait
+        self.backend.stop_waiting.clear()
+
+        def interrupted(running: list[str]) -> None:
+            self.backend.stop_waiting.set()
+            if on_interrupt is not None:
+                on_interrupt(running)
+
         with self.locked("apply", timeout=lock_timeout):
             self.check_plan_current(plan)
             self.check_policies(plan)
             if not plan.needs_apply:
                 return ApplyResult()
-            return apply_plan(plan, self.state, self.backend, parallelism=parallelism, on_event=on_event)
+            return apply_plan(plan, self.state, self.backend, parallelism=parallelism, on_event=on_event,
+                              on_interrupt=interrupted)
 
     # -- state management ----------------------------------------------------------------
 

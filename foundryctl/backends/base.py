@@ -7,9 +7,11 @@ clear 'already exists' error, and delete of something gone succeeds.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 
@@ -91,6 +93,20 @@ class Backend(ABC):
     type: ClassVar[str]
     # apply --no-wait: start training jobs and return instead of waiting for them.
     wait_for_jobs: bool = True
+
+    @cached_property
+    def stop_waiting(self) -> threading.Event:
+        """Set by apply's first Ctrl-C: from then on nothing is waited for, as with --no-wait."""
+        return threading.Event()
+
+    @property
+    def waiting(self) -> bool:
+        """Whether long operations (training) are waited for now."""
+        return self.wait_for_jobs and not self.stop_waiting.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep between polls, waking at once when apply stops waiting."""
+        self.stop_waiting.wait(seconds)
 
     @abstractmethod
     def handler(self, kind: str) -> Handler: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -135,7 +136,8 @@ def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str, wait: boo
             "start": f"{event.address}: {doing}...",
             "progress": f"{event.address}: {event.message} [{event.elapsed:.0f}s elapsed]",
             "done": f"{event.address}: {done} complete after {event.elapsed:.1f}s"
-                    + (f" [id={event.backend_id}]" if event.backend_id else ""),
+                    + (f" [id={event.backend_id}]" if event.backend_id else "")
+                    + (f"; {event.pending}, not waited for" if event.pending else ""),
             "error": f"{event.address}: {doing} failed after {event.elapsed:.1f}s",
         }[event.kind]
         with lock:
@@ -143,17 +145,87 @@ def _carry_out(stack: Stack, plan: Plan, parallelism: int, title: str, wait: boo
                 bars.finish(event.address)
             bars.console.print(line, markup=False, style="red" if event.kind == "error" else None)
 
+    def interrupted(running: list[str]) -> None:
+        with lock:
+            bars.stop()
+            _tell_interrupt(running)
+
+    from foundryctl.apply import ApplyAborted
+
     try:
-        result = stack.apply(plan, parallelism=parallelism, on_event=show, wait=wait)
+        result = stack.apply(plan, parallelism=parallelism, on_event=show, wait=wait, on_interrupt=interrupted)
+    except ApplyAborted as exc:
+        err = console(stderr=True)
+        err.print("\n[bold red]Two interrupts received: exiting now.[/]")
+        if exc.running:
+            err.print("Still running: " + ", ".join(exc.running) + ". State holds their intent, and the next "
+                      "plan reconciles whatever they did (nothing is lost or left untracked).", markup=False)
+        # Exit without unwinding: leaving would close the backend under the running operations
+        # and join their threads (interpreter exit waits for them). Their intents are in state.
+        stack.abandon_lock()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     finally:
         bars.stop()
     if not plan.needs_apply:
         out.print("No changes. Nothing to apply.")
         return
     _summarise(result, title)
+    _show_deferred(stack, result)
     _show_endpoints(stack, plan)
     if not result.ok:
         sys.exit(1 if result.failures else 130)
+
+
+def _tell_interrupt(running: list[str]) -> None:
+    """Terraform's "Interrupt received", with what each running operation does now."""
+    err = console(stderr=True)
+    err.print("\n[bold yellow]Interrupt received.[/] Stopping: no new operation starts, and those "
+              "running finish and are recorded in state.")
+    for operation in running:
+        address = operation.split(" (", 1)[0]
+        if address.startswith("FineTuneJob.") and operation.endswith(("(create)", "(update)")):
+            err.print(f"  {operation}: training keeps running, detached; apply stops waiting for it. "
+                      "The next apply picks it up (and moves deployments to its model once it is "
+                      "trained); `foundryctl destroy --target` stops it.", markup=False)
+        else:
+            err.print(f"  {operation}: finishing", markup=False)
+    err.print("Press Ctrl-C again to exit at once (state stays consistent; the next plan reconciles).")
+
+
+def _show_deferred(stack: Stack, result: ApplyResult) -> None:
+    """What --no-wait (or Ctrl-C) left running, and what waits for it until a later apply."""
+    if not result.waiting_on and not result.deferred:
+        return
+    out = console()
+    manifest = _manifest_flags(stack)
+    for address, why in result.waiting_on:
+        out.print(f"\n{address}: {why}; not waited for.", markup=False)
+        if address.startswith("FineTuneJob."):
+            name = address.partition(".")[2]
+            out.print(f"  follow it: foundryctl jobs logs {name} --follow{manifest}", markup=False)
+    if result.deferred:
+        out.print("Left for the next apply, once that finishes (what serves now keeps serving): "
+                  + ", ".join(op for op, _ in result.deferred), markup=False)
+        out.print(f"  then run: foundryctl apply{manifest}{_var_file_flags(stack)}", markup=False)
+
+
+def _manifest_flags(stack: Stack) -> str:
+    """` -f PATH` as the user can type it from here (nothing for the default, `.`)."""
+    import os
+
+    path = stack.source.get("path")
+    if not path:
+        return ""
+    relative = os.path.relpath(path)
+    return "" if relative == "." else f" -f {relative}"
+
+
+def _var_file_flags(stack: Stack) -> str:
+    import os
+
+    return "".join(f" --var-file {os.path.relpath(f)}" for f in stack.source.get("var_files") or [])
 
 
 def _show_endpoints(stack: Stack, plan: Plan) -> None:

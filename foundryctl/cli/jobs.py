@@ -13,9 +13,9 @@ from foundryctl.cli.common import (
     handle_errors,
     local_directory,
     manifest_options,
+    load_stack,
     one_record,
     print_log,
-    records_in_state,
 )
 
 
@@ -24,17 +24,46 @@ def jobs() -> None:
     """Inspect fine-tune jobs: status, logs and metrics."""
 
 
-def _job_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """name -> (state record, JobDir) for every FineTuneJob in state."""
+def _job_dirs(stack_args: dict[str, Any], *, deposed: bool = False) -> dict[str, tuple[Any, Any]]:
+    """name -> (state record, JobDir) for every FineTuneJob in state: its current run (the
+    one a replacement is training, while it does). With `deposed`, also the old runs a
+    replacement has not deleted yet, as `NAME (deposed)`."""
+    from foundryctl.plan.model import is_deposed
+
+    found: dict[str, tuple[Any, Any]] = {}
+    with load_stack(stack_args, check_files=False) as stack:
+        records = [r for r in stack.state.records() if r.kind == "FineTuneJob"]
+        for record in sorted(records, key=lambda r: (is_deposed(r.address), r.address)):
+            if is_deposed(record.address) and not deposed:
+                continue
+            name = record.name + (" (deposed)" if is_deposed(record.address) else "")
+            found.setdefault(name, (record, _job_dir(stack, record)))
+    return found
+
+
+def _job_dir(stack: Any, record: Any) -> Any:
+    """The job directory of a local job (None: trained on Azure). A run apply is creating has
+    no outputs in state yet: the control plane knows its directory."""
+    from foundryctl.backends.base import Target
+    from foundryctl.errors import FoundryctlError
     from foundryctl.training.jobdir import JobDir
 
-    return {name: (record, JobDir(Path(record.outputs["job_dir"])) if record.outputs.get("job_dir") else None)
-            for name, record in records_in_state(stack_args, "FineTuneJob").items()}
+    if record.outputs.get("job_dir"):
+        return JobDir(Path(record.outputs["job_dir"]))
+    if stack.manifest.backend.type != "local" or record.attributes.get("runner", "local") != "local":
+        return None
+    observed = stack.backend.handler("FineTuneJob").read(
+        Target(record.address, record.kind, record.name, record.attributes, record.backend_id))
+    if observed is None or not observed.outputs.get("job_dir"):
+        raise FoundryctlError(f"{record.address} is being created ({record.status.value}): its training "
+                              "has not started yet", hint="try again in a few seconds")
+    return JobDir(Path(observed.outputs["job_dir"]))
 
 
 def _one(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
-    """(state record, JobDir) of a local job; (record, None) of one Azure runs."""
-    return one_record(_job_dirs(stack_args), "FineTuneJob", name, "fine-tune job")
+    """(state record, JobDir) of a local job's current run; (record, None) of one Azure runs."""
+    return one_record(_job_dirs(stack_args, deposed=name.endswith(" (deposed)")), "FineTuneJob", name,
+                      "fine-tune job")
 
 
 @jobs.command("list")
@@ -47,7 +76,7 @@ def list_jobs(stack_args: dict[str, Any]) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("JOB", "STATE", "EPOCH", "STEP", "VALID LOSS", "TOKENS/S", "MODEL"):
         table.add_column(column)
-    for name, (record, directory) in _job_dirs(stack_args).items():
+    for name, (record, directory) in _job_dirs(stack_args, deposed=True).items():
         status = directory.read_status() if directory else {}
         state = directory.state() if directory else record.attributes.get("status", record.status.value)
         epochs = directory.read_metrics("epoch") if directory else []

@@ -93,6 +93,9 @@ class Kind:
     # Creating something that already exists adopts it (Azure's idempotent PUTs), instead
     # of failing with "already exists; import it".
     adopts_existing: ClassVar[bool] = False
+    # Attributes the backend moves on by itself (a job's status as it trains): a change
+    # there since the last apply is progress, not a change made outside foundryctl.
+    progress_attributes: ClassVar[frozenset[str]] = frozenset()
     # Data-plane kinds: the acting principal needs a role, so they wait for the manifest's
     # role assignments that cover them.
     needs_role: ClassVar[bool] = False
@@ -117,6 +120,18 @@ class Kind:
                          decl: ResourceDecl | None = None) -> list[str]:
         """Notes the plan prints beside a create (`before` None), update or replace, in the
         user's terms."""
+        return []
+
+    @classmethod
+    def pending(cls, attributes: dict[str, Any], outputs: dict[str, Any]) -> str | None:
+        """Why an object that exists is not ready for what depends on it yet (a job still
+        training), or None. Apply defers its dependents to a later apply instead of failing."""
+        return None
+
+    @classmethod
+    def follow_notes(cls, decl: ResourceDecl, changes: dict[str, Any]) -> list[str]:
+        """Plan notes on how this resource's change waits for its dependencies' changes
+        (`changes`: the plan's changes so far, by address)."""
         return []
 
     @classmethod

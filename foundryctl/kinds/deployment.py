@@ -144,6 +144,18 @@ class Deployment(Kind):
         return notes
 
     @classmethod
+    def follow_notes(cls, decl: ResourceDecl, changes: dict[str, Any]) -> list[str]:
+        from foundryctl.kinds.finetune_job import IN_PROGRESS
+
+        job = decl.spec.model.job  # type: ignore[attr-defined]
+        change = changes.get(f"FineTuneJob.{job}") if job else None
+        status = (change.before or {}).get("status") if change is not None else None
+        if status in IN_PROGRESS:
+            return ["training in progress; the deployment moves when it finishes (the current model "
+                    "serves until then)"]
+        return []
+
+    @classmethod
     def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
         spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
         out: list[Diagnostic] = []

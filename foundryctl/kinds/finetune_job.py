@@ -89,6 +89,7 @@ class FineTuneJob(Kind):
                            "hyperparameters", "runner", "output_model", "seed", "training_version",
                            "validation_version"})
     create_before_destroy = True  # the old model keeps serving until the new one exists
+    progress_attributes = frozenset({"status"})
     needs_role = True
 
     @classmethod
@@ -123,11 +124,21 @@ class FineTuneJob(Kind):
                          decl: ResourceDecl | None = None) -> list[str]:
         if before is not None and all(before.get(k) == after.get(k) for k in cls.force_new):
             if before.get("status") != after.get("status"):
-                return [f"training is {str(before.get('status')).lower()}; apply "
-                        + ("resumes it from its last checkpoint" if before.get("status") in
+                status = before.get("status")
+                if status in IN_PROGRESS:
+                    return [f"training in progress ({str(status).lower()}); apply waits for it"]
+                return [f"training is {str(status).lower()}; apply "
+                        + ("resumes it from its last checkpoint" if status in
                            ("Interrupted", "Failed", "Canceled") else "waits for it")]
             return []
         return [estimate(decl)] if decl is not None else []
+
+    @classmethod
+    def pending(cls, attributes: dict[str, Any], outputs: dict[str, Any]) -> str | None:
+        status = attributes.get("status")
+        if status == "Completed":
+            return None
+        return "training " + (progress_summary(outputs) or str(status).lower())
 
     @classmethod
     def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
@@ -146,6 +157,20 @@ class FineTuneJob(Kind):
                                  "finetune_regions", ("base_model",)))
         out.extend(runner_checks(decl, manifest))
         return out
+
+
+IN_PROGRESS = ("Queued", "Running", "Finishing")  # both backends' job statuses on the way
+
+
+def progress_summary(outputs: dict[str, Any]) -> str:
+    """`running (epoch 1/3, step 20/60)` from a job's outputs, as far as they tell."""
+    status = str(outputs.get("status") or "").lower()
+    where = []
+    if outputs.get("epoch") is not None and outputs.get("epochs"):
+        where.append(f"epoch {outputs['epoch']}/{outputs['epochs']}")
+    if outputs.get("step") is not None and outputs.get("total_steps"):
+        where.append(f"step {outputs['step']}/{outputs['total_steps']}")
+    return status + (f" ({', '.join(where)})" if where and status else "")
 
 
 def default_runner(manifest: Manifest | None) -> str:

@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from foundryctl.policy.model import PolicyResult
 
 FORMAT_VERSION = 1
+# State's address of an old object a create-before-destroy replace has not deleted yet:
+# `ADDRESS#deposed`, then `ADDRESS#deposed-2`, ... when a replace starts while one is left.
+DEPOSED = "#deposed"
+
+
+def current_address(address: str) -> str:
+    """The manifest address a (possibly deposed) state address belongs to."""
+    return address.partition(DEPOSED)[0]
+
+
+def is_deposed(address: str) -> bool:
+    return DEPOSED in address
 
 
 class Action(str, Enum):

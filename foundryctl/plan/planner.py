@@ -12,7 +12,17 @@ from foundryctl.errors import Diagnostic, PlanError
 from foundryctl.graph import Graph
 from foundryctl.kinds import KINDS
 from foundryctl.plan.diff import diff_attributes
-from foundryctl.plan.model import Action, Drift, Mode, Move, Plan, ResourceChange, StateRepair
+from foundryctl.plan.model import (
+    Action,
+    Drift,
+    Mode,
+    Move,
+    Plan,
+    ResourceChange,
+    StateRepair,
+    current_address,
+    is_deposed,
+)
 from foundryctl.state.records import ResourceRecord, StateSnapshot, Status
 from foundryctl.state.sqlite_store import now_iso
 from foundryctl.suggest import did_you_mean
@@ -59,6 +69,13 @@ class _Planner:
             if address not in self.desired:
                 for dep in record.dependencies:
                     graph.add_edge(address, dep)
+        # An old object deposed by an unfinished replace may still be used by what depends on
+        # its address (a deployment still serving the old model): those go before it.
+        for address in self.records:
+            if is_deposed(address):
+                for node, dep in list(graph.edges()):
+                    if dep == current_address(address) and node != address:
+                        graph.add_edge(node, address)
         return graph
 
     def _scope(self) -> set[str]:
@@ -160,7 +177,10 @@ class _Planner:
                     drift.append(Drift(address, record.kind, Action.DELETE, record.attributes, None))
                     repairs.append(self._repair(record, None, "deleted outside foundryctl"))
                     continue
+                kind = KINDS[record.kind]
                 differences = diff_attributes(record.attributes, seen.attributes, managed_only=False)
+                progressed = [d for d in differences if d.path and d.path[0] in kind.progress_attributes]
+                differences = [d for d in differences if d not in progressed]
                 dependencies = self.manifest.graph.dependencies(address) \
                     if address in unchanged else record.dependencies
                 if differences:
@@ -169,6 +189,8 @@ class _Planner:
                     repairs.append(self._repair(record, seen, "changed outside foundryctl", dependencies))
                 elif dependencies != record.dependencies:
                     repairs.append(self._repair(record, seen, "dependencies changed", dependencies))
+                elif progressed:  # a job that moved on by itself (Queued -> Running): not drift
+                    repairs.append(self._repair(record, seen, "progressed", dependencies))
                 continue
             # An intent left by an apply that was interrupted: what does exist decides.
             verb = record.status.value
@@ -216,8 +238,14 @@ class _Planner:
         if errors:
             raise PlanError(f"{len(errors)} resource(s) cannot be planned", diagnostics=errors)
         for address in leaving.values():
-            planned[address] = self._delete_change(self.records[address], observed[address],
-                                                   "not in the manifest any more")
+            reason = (f"the old object of an unfinished replace of {current_address(address)}: deleted once "
+                      "what uses it has moved to the new one" if is_deposed(address)
+                      else "not in the manifest any more")
+            planned[address] = self._delete_change(self.records[address], observed[address], reason)
+        for address, change in planned.items():
+            decl = self.desired.get(address)
+            if decl is not None and change.action is not Action.NOOP:
+                change.reasons += decl.kind.follow_notes(decl, planned)
         return list(planned.values()), moves
 
     def _desired_change(self, decl: ResourceDecl, seen: Observed | None, record: ResourceRecord | None,

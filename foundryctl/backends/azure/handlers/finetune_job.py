@@ -326,13 +326,13 @@ class FineTuneJobHandler(AzureHandler):
 
     def _drive(self, project: str, job: dict[str, Any], progress: Progress) -> Observed:
         """Wait for the job (unless apply said not to) and report how it ended."""
-        if self.backend.wait_for_jobs:
+        if self.backend.waiting:
             job = self._wait(project, job, progress)
         return self._observe(project, job)
 
     def _wait(self, project: str, job: dict[str, Any], progress: Progress) -> dict[str, Any]:
         started = time.monotonic()
-        while True:
+        while self.backend.waiting:  # until it ends, or apply stops waiting (Ctrl-C): it runs on
             status = _status(job)
             if status == "Failed":
                 message = self._failure(project, job["name"]) or "Azure gave no reason"
@@ -345,11 +345,14 @@ class FineTuneJobHandler(AzureHandler):
             if status == "Completed":
                 return job
             progress(f"{status.lower()} {int(time.monotonic() - started) // 60} min")
-            time.sleep(self.config.poll_interval)
+            self.backend.pause(self.config.poll_interval)
+            if not self.backend.waiting:
+                break
             again = self._get(project, job["name"])
             if again is None:
                 raise BackendError("ResourceNotFound", f"job {job['name']} disappeared while it ran")
             job = again
+        return job
 
     # -- delete --------------------------------------------------------------------------
 

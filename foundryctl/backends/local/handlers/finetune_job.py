@@ -78,7 +78,7 @@ class FineTuneJobHandler(LocalHandler):
         outputs = {
             "id": job.id, "job_dir": str(directory.path), "status": state,
             "step": status.get("step"), "total_steps": status.get("total_steps"),
-            "epoch": status.get("epoch"), "error": status.get("error"),
+            "epoch": status.get("epoch"), "epochs": status.get("epochs"), "error": status.get("error"),
             "model": {"id": model, "name": job.properties.get("outputModel"),
                       "version": job.properties.get("outputModelVersion")} if model else None,
             "adapter": str(directory.model) if directory.model.exists() else None,
@@ -213,7 +213,7 @@ class FineTuneJobHandler(LocalHandler):
 
     def _drive(self, job: ArmResource, directory: JobDir, progress: Progress) -> Observed:
         """Wait for the run (unless apply said not to) and register its model."""
-        if self.backend.wait_for_jobs:
+        if self.backend.waiting:
             self._wait(directory, progress)
         if directory.state() == COMPLETED and not job.properties.get("outputModelId"):
             job = self._register_model(job, directory)
@@ -223,8 +223,9 @@ class FineTuneJobHandler(LocalHandler):
         return observed
 
     def _wait(self, directory: JobDir, progress: Progress) -> None:
+        """Until training ends, or apply stops waiting (Ctrl-C): the job then runs on, detached."""
         last = 0.0
-        while True:
+        while self.backend.waiting:
             state = directory.state()
             if state == COMPLETED:
                 return
@@ -242,7 +243,7 @@ class FineTuneJobHandler(LocalHandler):
                 status = directory.read_status()
                 progress(_progress_line(status), completed=status.get("step") or 0,
                          total=status.get("total_steps"))
-            time.sleep(0.5)
+            self.backend.pause(0.5)
 
     def _register_model(self, job: ArmResource, directory: JobDir) -> ArmResource:
         props = job.properties
