@@ -15,6 +15,7 @@ Training runs here are tiny (12 short conversations, two epochs) to keep them qu
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import random
@@ -367,6 +368,24 @@ def test_a_run_writes_metrics_results_checkpoints_model_and_report(completed_run
     assert (job.model / "adapter_config.json").is_file() and (job.model / "tokenizer.json").is_file()
     report = job.report.read_text()
     assert "<svg" in report and "<polyline" in report and "xbox-agent" in report
+
+
+def test_the_report_shows_sample_answers_before_and_after_training(completed_run) -> None:
+    """Three held-out prompts answered greedily before and after training: the trained model
+    answers differently (it learned the conversations), and the report shows both."""
+    from foundryctl.training import samples
+
+    job, config = completed_run
+    rows = samples.read(job.samples)
+    before = [r for r in rows if r["when"] == "before"]
+    after = [r for r in rows if r["when"] == "after"]
+    assert len(before) == len(after) == config.sample_generations == 3
+    assert [r["prompt"] for r in before] == [r["prompt"] for r in after]
+    assert all(r["answer"] for r in before + after)
+    assert [r["answer"] for r in before] != [r["answer"] for r in after]
+    report = job.report.read_text()
+    assert "Sample generations" in report
+    assert all(html.escape(r["answer"]) in report for r in after)
 
 
 def test_validation_loss_falls_with_training(completed_run) -> None:

@@ -38,6 +38,7 @@ class TrainingConfig:
     device: str = "auto"  # auto, cpu, cuda
     precision: str = "auto"  # auto (bf16 for LoRA on CUDA, else fp32), bf16, fp32
     processes: int = 1  # >1: started under torchrun, one process per GPU
+    sample_generations: int = 3  # validation prompts answered before and after training (report)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

@@ -64,6 +64,10 @@ class JobDir:
         return self.path / "merged"
 
     @property
+    def samples(self) -> Path:  # greedy answers to validation prompts, before and after training
+        return self.path / "samples.jsonl"
+
+    @property
     def report(self) -> Path:
         return self.path / "report.html"
 

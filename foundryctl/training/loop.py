@@ -264,6 +264,8 @@ class Trainer:
             self._record({"type": "eval", "step": 0, "epoch": 0, "valid_loss": before.loss,
                           "valid_perplexity": before.perplexity, "valid_mean_token_accuracy": before.accuracy})
             self.log(f"before training: validation loss {before.loss:.4f}, perplexity {before.perplexity:.2f}")
+        if checkpoint is None:
+            self._samples("before", model, tokenizer, device)
 
         self._status(state="Running", total_steps=total_steps, epochs=config.epochs, step=step,
                      epoch=start_epoch, device=device, examples=len(train), processes=dist.world)
@@ -336,6 +338,7 @@ class Trainer:
                     f", validation loss {evaluation.loss:.4f} (perplexity {evaluation.perplexity:.2f}, "
                     f"token accuracy {evaluation.accuracy:.3f})" if evaluation else ""))
             self._checkpoint(epoch + 1, step, model, optimizer, scheduler)
+        self._samples("after", model, tokenizer, device)
         self._save_final(model, tokenizer)
         if dist.world > 1:
             import torch.distributed
@@ -343,6 +346,21 @@ class Trainer:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
         return {"steps": step, "tokens": self.resumed_tokens + trained_tokens}
+
+    def _samples(self, when: str, model: Any, tokenizer: Any, device: str) -> None:
+        """A few greedy answers to held-out prompts, for the report (process 0 only)."""
+        from foundryctl.training import samples
+
+        config = self.config
+        source = config.validation_file or config.training_file
+        if not self.dist.main or config.sample_generations <= 0:
+            return
+        prompts = samples.sample_prompts(source, config.sample_generations)
+        started = time.monotonic()
+        with self._autocast(device):
+            answers = samples.generate(model, tokenizer, prompts, device)
+        samples.record(self.job.samples, when, prompts, answers)
+        self.log(f"{when} training: {len(answers)} sample answer(s) in {time.monotonic() - started:.1f}s")
 
     def _status(self, **changes: Any) -> None:
         if self.dist.main:

@@ -72,10 +72,32 @@ median {(sorted(speed)[len(speed) // 2] if speed else 0):,.0f} tokens/s.</p>
 {loss_chart(steps, evals)}
 <h2>Evaluations</h2><table><tr><th>epoch</th><th>step</th><th>train loss</th><th>validation loss</th>
 <th>perplexity</th><th>token accuracy</th></tr>{rows}</table>
+{samples_section(job)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>
 </body></html>
 """
     job.report.write_text(body, encoding="utf-8")
+
+
+def samples_section(job: JobDir) -> str:
+    """Greedy answers to the first validation prompts, before and after training."""
+    from foundryctl.training import samples
+
+    by_prompt: dict[str, dict[str, Any]] = {}
+    for row in samples.read(job.samples):  # a resumed run may have answered again: the last counts
+        entry = by_prompt.setdefault(row.get("prompt", ""), {"reference": row.get("reference", "")})
+        entry[row.get("when", "")] = row.get("answer", "")
+    if not by_prompt:
+        return ""
+
+    def cell(text: Any) -> str:
+        return f'<td style="text-align:left;vertical-align:top">{html.escape(str(text or ""))}</td>'
+
+    rows = "".join(f"<tr>{cell(prompt)}{cell(e['reference'])}{cell(e.get('before'))}{cell(e.get('after'))}</tr>"
+                   for prompt, e in by_prompt.items())
+    return (f"<h2>Sample generations</h2><p>Greedy, at most {samples.MAX_NEW_TOKENS} new tokens, on "
+            "validation prompts.</p><table><tr><th>prompt</th><th>reference</th><th>before training</th>"
+            f"<th>after training</th></tr>{rows}</table>")
 
 
 def _fmt(value: Any) -> str:
