@@ -41,6 +41,7 @@ _TYPE_CHECKS = {
     "list": lambda v: isinstance(v, list),
     "map": lambda v: isinstance(v, dict),
 }
+MAX_FILE_BYTES = 16 * 1024 * 1024  # per manifest or variable file; large manifests are well under 1 MiB
 
 
 def load_manifest(
@@ -117,6 +118,12 @@ class _Loader:
         for file in files:
             shown = display_path(file)
             try:
+                size = file.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    self.error(f"the file is {size / 2**20:,.1f} MiB; manifest and variable files are "
+                               f"limited to {MAX_FILE_BYTES // 2**20} MiB", Position(shown, 1, 1),
+                               code="too-large")
+                    continue
                 text = file.read_bytes().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 self.error(f"not valid UTF-8 (byte {exc.start})", Position(shown, 1, 1), code="encoding")
@@ -193,6 +200,8 @@ class _Loader:
 
         values = self._resolve_variables(declared, cli_vars, var_files)
         interpolator = Interpolator(values, self.env, self.diagnostics)
+        for doc in documents:  # values the YAML reader refused: their schema errors would repeat it
+            interpolator.failed.update(doc.failed)
         backend_config = self._backend(backend, interpolator)
         state_config = self._state(state, interpolator)
         resources = self._resources(raw_resources, interpolator)
@@ -279,6 +288,7 @@ class _Loader:
                                    doc.position((name,)))
                     else:
                         values[name] = value
+        refused: set[str] = set()  # an invalid --var already says this variable has no value
         for name, value in cli_vars.items():
             variable = declared.get(name)
             if variable is None:
@@ -288,9 +298,12 @@ class _Loader:
             try:
                 values[name] = coerce_variable(value, variable.spec, variable.has_default)
             except ValueError as exc:
-                self.error(f"--var {name}: {exc}", code="invalid-value")
+                self.error(f"--var {name}={value if len(value) <= 60 else value[:57] + '...'}: "
+                           f"variable {name!r} {exc}", variable.source.key_position(variable.path),
+                           code="invalid-value")
+                refused.add(name)
         for name, variable in declared.items():
-            if name not in values:
+            if name not in values and name not in refused:
                 self.error(f"variable {name!r} has no value", variable.source.key_position(variable.path),
                            code="missing-variable",
                            hint=f"pass --var {name}=VALUE, add it to a --var-file, or give it a default")
