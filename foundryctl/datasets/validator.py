@@ -237,7 +237,7 @@ class _Scan:
             for key in example:
                 if key != "messages":
                     self.add(line_no, "example_unrecognized_key",
-                             f"unrecognized top-level key {key!r} (only `messages` is used)")
+                             f"unrecognized top-level key {_show(key)} (only `messages` is used)")
         messages = example.get("messages")
         if type(messages) is not list or not messages:
             what = ("missing" if "messages" not in example else
@@ -288,7 +288,7 @@ class _Scan:
                 if key not in MESSAGE_KEYS:
                     hint = closest(str(key), MESSAGE_KEYS, cutoff=0.7)
                     add(line_no, "message_unrecognized_key", f"message {i} has unrecognized key "
-                        f"{key!r}" + (f"; did you mean {hint!r}?" if hint else
+                        f"{_show(key)}" + (f"; did you mean {hint!r}?" if hint else
                                       " (allowed: role, content, name, weight)"))
             role = message.get("role")
             content = message.get("content")
