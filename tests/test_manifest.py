@@ -1175,7 +1175,7 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
     text += "resources:\n  - {kind: Hub, name: hub-one, location: eastus2, tags: ${var.bomb}}\n"
     path = write(tmp_path, "main.yaml", text)
     started = time.perf_counter()
-    error = only(load_errors(path), "more than 1,000,000 values")
+    error = only(load_errors(path), "holds more than 1,000,000 values")
     assert time.perf_counter() - started < 5
     line = next(i for i, x in enumerate(text.splitlines(), 1) if x.strip().startswith("- &a6"))
     assert error.position is not None and error.position.line == line  # where the count passes the limit
@@ -1283,3 +1283,12 @@ def test_cli_prints_user_text_literally(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "validate", "-f", "main.yaml")
     assert result.returncode == 1
     assert "root:x:0:0 [bold]b[/bold]" in result.stderr and "❌" not in result.stderr
+
+
+def test_the_value_limit_covers_all_files_of_a_directory(tmp_path: Path) -> None:
+    """Twelve files of 100,000 values each are over the limit together."""
+    write(tmp_path, "m/main.yaml", "version: 1\n")
+    for i in range(12):
+        write(tmp_path, f"m/part{i:02d}.yaml", f"variables:\n  v{i}: [" + ", ".join(["1"] * 100_000) + "]\n")
+    error = only(load_errors(tmp_path / "m"), "holds more than 1,000,000 values")
+    assert error.position is not None and error.position.file.endswith("part09.yaml")

@@ -29,7 +29,7 @@ from foundryctl.manifest.schema import (
     VariableSpec,
     coerce_variable,
 )
-from foundryctl.manifest.yamlsource import SourceDocument, load_yaml_documents
+from foundryctl.manifest.yamlsource import SourceDocument, ValueBudget, load_yaml_documents
 from foundryctl.suggest import did_you_mean
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -106,6 +106,7 @@ class _Loader:
         self.invalid_addresses: set[str] = set()  # declared, but failed validation
         self.root = Path(".")
         self.check_files = True
+        self.budget = ValueBudget()  # shared by every manifest and variable file of this load
 
     def error(self, message: str, position: Position | None = None, address: str | None = None,
               code: str = "manifest", hint: str | None = None) -> None:
@@ -116,6 +117,8 @@ class _Loader:
     def _read_documents(self, files: Iterable[Path]) -> list[SourceDocument]:
         documents = []
         for file in files:
+            if self.budget.used > self.budget.limit:
+                break  # over the value limit: said once, at the file that passed it
             shown = display_path(file)
             try:
                 size = file.stat().st_size
@@ -131,7 +134,7 @@ class _Loader:
             except OSError as exc:
                 self.error(f"cannot read file: {exc.strerror}", Position(shown, 1, 1), code="io")
                 continue
-            docs, problems = load_yaml_documents(text, shown)
+            docs, problems = load_yaml_documents(text, shown, self.budget)
             self.diagnostics.extend(problems)
             for doc in docs:
                 for path, position, first_line in doc.duplicate_keys:

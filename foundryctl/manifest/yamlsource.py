@@ -49,7 +49,7 @@ _CONSTRUCTORS = SafeConstructor.yaml_constructors
 _constructor = SafeConstructor()
 
 MAX_DEPTH = 64  # nested mappings and lists; real manifests use fewer than ten
-MAX_VALUES = 1_000_000  # values in one file, counting every use of an alias
+MAX_VALUES = 1_000_000  # values in all the files of one load, counting every use of an alias
 MAX_INT_CHARS = 100  # far past any count or size a manifest holds; keeps messages printable
 
 
@@ -81,10 +81,20 @@ class SourceDocument:
         return Position(self.file, *found) if found else None
 
 
-def load_yaml_documents(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnostic]]:
+@dataclass
+class ValueBudget:
+    """Values read so far, shared by the files of one manifest (a directory of files must not
+    multiply the limit)."""
+
+    used: int = 0
+    limit: int = MAX_VALUES
+
+
+def load_yaml_documents(text: str, file: str, budget: ValueBudget | None = None
+                        ) -> tuple[list[SourceDocument], list[Diagnostic]]:
     """Parse every document in `text`; syntax errors come back as diagnostics."""
     diagnostics: list[Diagnostic] = []
-    builder = _Builder(file, yaml.parse(text, Loader=_Loader), diagnostics)
+    builder = _Builder(file, yaml.parse(text, Loader=_Loader), diagnostics, budget or ValueBudget())
     try:
         documents = builder.documents()
     except _LimitExceeded as exc:
@@ -108,13 +118,13 @@ class _LimitExceeded(Exception):
 
 
 class _Builder:
-    def __init__(self, file: str, events: Iterator[Event], diagnostics: list[Diagnostic]):
+    def __init__(self, file: str, events: Iterator[Event], diagnostics: list[Diagnostic], budget: ValueBudget):
         self.file = file
         self.events = events
         self.diagnostics = diagnostics
         self.anchors: dict[str, tuple[Any, int]] = {}  # name -> (value, values it expands to)
         self.depth = 0
-        self.values = 0  # values built so far in this file, each use of an alias in full
+        self.budget = budget  # values built so far, each use of an alias in full
 
     def documents(self) -> list[SourceDocument]:
         out = []
@@ -139,18 +149,19 @@ class _Builder:
             doc.failed.add(position)
 
     def count(self, values: int, event: Event) -> None:
-        self.values += values
-        if self.values > MAX_VALUES:
+        budget = self.budget
+        budget.used += values
+        if budget.used > budget.limit:
             raise _LimitExceeded(Diagnostic.error(
-                f"the file holds more than {MAX_VALUES:,} values (each use of an alias counts "
-                "all the values it stands for); it is not read further", self.position(event),
-                code="yaml-too-large", hint="split the manifest into smaller files or use fewer aliases"))
+                f"the manifest holds more than {budget.limit:,} values (in all its files; each use "
+                "of an alias counts all the values it stands for); this file is not read further",
+                self.position(event), code="yaml-too-large", hint="use fewer aliases or a smaller manifest"))
 
     def value(self, event: Event, path: Path, doc: SourceDocument) -> Any:
         mark = event.start_mark
         doc.positions[path] = (mark.line + 1, mark.column + 1)
         kind = type(event)
-        before = self.values
+        before = self.budget.used
         self.count(1, event)
         if kind is ScalarEvent:
             result = self.scalar(event, doc)
@@ -176,7 +187,7 @@ class _Builder:
             raise yaml.YAMLError(f"unexpected {kind.__name__}")
         anchor = getattr(event, "anchor", None)
         if anchor:
-            self.anchors[anchor] = (result, self.values - before)
+            self.anchors[anchor] = (result, self.budget.used - before)
         return result
 
     def sequence(self, path: Path, doc: SourceDocument) -> list:
