@@ -35,7 +35,7 @@ CASES = 300
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
-SECONDS_PER_FILE = 2.0
+SECONDS_PER_FILE = 2.0  # CPU time: other work on a shared CI machine does not count
 BYTES_PER_FILE = 64 * 1024 * 1024
 
 ROLES = st.sampled_from(["system", "user", "assistant", "asistant", "", "tool", None, 1])
@@ -135,11 +135,11 @@ def runaway_guard(seconds: float = 10 * SECONDS_PER_FILE) -> Iterator[None]:
 def validate_bounded(path: Path, options: ValidationOptions) -> Any:
     with runaway_guard():
         tracemalloc.start()
-        started = time.perf_counter()
+        started = time.process_time()
         try:
             report = validate_dataset(path, options)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = time.process_time() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
     assert elapsed < SECONDS_PER_FILE, f"{elapsed:.1f} s for {path.read_bytes()[:200]!r}"

@@ -34,7 +34,7 @@ from foundryctl.policy import offline_diagnostics
 CASES = 300
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SECONDS_PER_CASE = 2.0
+SECONDS_PER_CASE = 2.0  # CPU time: other work on a shared CI machine does not count
 BYTES_PER_CASE = 64 * 1024 * 1024  # peak Python allocations while one case loads
 
 KINDS = ["ProviderRegistration", "Hub", "Project", "RoleAssignment", "Dataset", "FineTuneJob",
@@ -167,7 +167,7 @@ def load_bounded(directory: Path, text: bytes, variables: dict[str, str] | None 
     (directory / "data.jsonl").write_bytes(b'{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
     with runaway_guard():
         tracemalloc.start()
-        started = time.perf_counter()
+        started = time.process_time()
         try:
             manifest = load_manifest(directory / "main.yaml", variables=variables or {}, env={"HOME": "/home/x"})
             offline_diagnostics(manifest, ())
@@ -175,7 +175,7 @@ def load_bounded(directory: Path, text: bytes, variables: dict[str, str] | None 
         except ManifestError as exc:
             outcome = exc
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = time.process_time() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
     assert elapsed < SECONDS_PER_CASE, f"{elapsed:.1f} s for {text[:200]!r}"

@@ -1174,9 +1174,9 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
     text = "version: 1\nvariables:\n  bomb:\n    default:\n" + "\n".join("    " + x for x in levels) + "\n"
     text += "resources:\n  - {kind: Hub, name: hub-one, location: eastus2, tags: ${var.bomb}}\n"
     path = write(tmp_path, "main.yaml", text)
-    started = time.perf_counter()
+    started = time.process_time()
     error = only(load_errors(path), "holds more than 1,000,000 values")
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
     line = next(i for i, x in enumerate(text.splitlines(), 1) if x.strip().startswith("- &a6"))
     assert error.position is not None and error.position.line == line  # where the count passes the limit
 
@@ -1196,9 +1196,9 @@ def test_a_shared_variable_counts_once_per_use(tmp_path: Path) -> None:
 def test_unclosed_interpolation_runs_are_linear(tmp_path: Path) -> None:
     """100,000 `${` in one string used to take quadratic time."""
     path = write(tmp_path, "main.yaml", "version: 1\nvariables:\n  x: '" + "${" * 100_000 + "'\n")
-    started = time.perf_counter()
+    started = time.process_time()
     manifest = load_ok(path)
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert manifest.variables["x"] == "${" * 100_000
 
 

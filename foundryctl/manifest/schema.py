@@ -150,9 +150,10 @@ def coerce_variable(value: Any, spec: VariableSpec, has_default: bool) -> Any:
             return False
         raise refused
     if wanted in ("integer", "number"):
-        text = value.strip().replace("_", "")
-        if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", text) or len(text) > 100:
+        text = value.strip()
+        if not _NUMBER.fullmatch(text) or len(text) > 100:
             raise refused  # also refuses nan and inf, and digits Python will not convert
+        text = text.replace("_", "")
         if wanted == "integer":
             if not text.lstrip("+-").isdigit():
                 raise refused
@@ -160,7 +161,7 @@ def coerce_variable(value: Any, spec: VariableSpec, has_default: bool) -> Any:
         number = float(text)
         if not math.isfinite(number):
             raise refused
-        return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+        return int(number) if number.is_integer() and "." not in text else number
     # Lists and maps are written inline (--var 'tags={team: ml}'), read with the manifest's
     # YAML reader and its limits.
     from foundryctl.manifest.yamlsource import load_yaml_documents
@@ -176,6 +177,8 @@ def coerce_variable(value: Any, spec: VariableSpec, has_default: bool) -> Any:
     return parsed
 
 
+_DIGITS = r"\d(?:_?\d)*"  # Python's literals: an underscore only between digits
+_NUMBER = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
 _ARTICLES = {"boolean": "a boolean (true or false)", "integer": "an integer", "number": "a number",
              "list": "a list such as [a, b]", "map": "a map such as {key: value}"}
 
