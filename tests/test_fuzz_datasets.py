@@ -75,7 +75,8 @@ def odd_line(draw: st.DrawFn) -> bytes:
             b'{"n": 123456789012345678901234567890, "messages": [{"role": "system", "content": "s"}, '
             b'{"role": "user", "content": "u"}, {"role": "assistant", "content": "a\\ud800"}]}']))
     if choice == "huge_int":
-        return b'{"messages": [{"role": "assistant", "content": "x"}], "n": ' + b"9" * draw(st.integers(20, 5000)) + b"}"
+        digits = b"9" * draw(st.integers(20, 5000))
+        return b'{"messages": [{"role": "assistant", "content": "x"}], "n": ' + digits + b"}"
     if choice == "digits":
         return b'{"messages": [{"role": "assistant", "content": "x", "weight": 1e999}]}'
     if choice == "long":
