@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,24 +160,36 @@ def runaway_guard(seconds: float = 10 * SECONDS_PER_CASE) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def measured(call: Callable[[], Any]) -> tuple[float, int, Any]:
+    """(CPU seconds, peak bytes allocated, result) of `call`: timed on its own, then run again
+    under tracemalloc (which slows it several times) for the memory."""
+    with runaway_guard():
+        started = time.process_time()
+        result = call()
+        elapsed = time.process_time() - started
+        tracemalloc.start()
+        try:
+            call()
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    return elapsed, peak, result
+
+
 def load_bounded(directory: Path, text: bytes, variables: dict[str, str] | None = None) -> Any:
     """Load `text` as main.yaml (beside a small data file); the Manifest or the ManifestError,
     checking the time and memory bounds. Any other exception fails the test."""
     (directory / "main.yaml").write_bytes(text)
     (directory / "data.jsonl").write_bytes(b'{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
-    with runaway_guard():
-        tracemalloc.start()
-        started = time.process_time()
+    def load() -> Any:
         try:
             manifest = load_manifest(directory / "main.yaml", variables=variables or {}, env={"HOME": "/home/x"})
             offline_diagnostics(manifest, ())
-            outcome: Any = manifest
+            return manifest
         except ManifestError as exc:
-            outcome = exc
-        finally:
-            elapsed = time.process_time() - started
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
+            return exc
+
+    elapsed, peak, outcome = measured(load)
     assert elapsed < SECONDS_PER_CASE, f"{elapsed:.1f} s for {text[:200]!r}"
     assert peak < BYTES_PER_CASE, f"{peak / 2**20:.0f} MiB for {text[:200]!r}"
     return outcome
