@@ -8,6 +8,8 @@ from collections.abc import Iterable
 
 def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The candidate nearest to `word`, comparing case-insensitively, or None."""
+    if len(word) > 200:  # no name is that long; difflib would index every character of it
+        return None
     options = list(candidates)
     by_lower = {c.lower(): c for c in options}
     if word.lower() in by_lower:

@@ -361,3 +361,51 @@ def test_a_renamed_dataset_keeps_its_shared_blob(project: Project) -> None:
     (version,) = versions.values()
     assert Path(version.properties["localPath"]).is_file()
     assert project.cli("plan", "--detailed-exitcode").code == 0
+
+
+def outside_root_project(project: Project, path: str, extra: str = "") -> None:
+    dataset_project(project)
+    project.edit("    path: data/train.jsonl\n", f"    path: {path}\n{extra}")
+
+
+def test_data_files_outside_the_manifest_directory_are_refused(project: Project, tmp_path: Path) -> None:
+    """../, absolute paths and symlinks leading out are errors at the path, and nothing of the
+    file is read or quoted."""
+    secret = project.root.parent / "secret.env"
+    secret.write_text("API_KEY=hunter2\nroot:x:0:0:root:/root:/bin/bash\n")
+    (project.root / "data").mkdir(exist_ok=True)
+    (project.root / "data" / "link.jsonl").symlink_to(secret)
+    for written in ("../secret.env", str(secret), "data/link.jsonl"):
+        outside_root_project(project, written)
+        result = project.cli("validate")
+        assert result.code == 1, result
+        assert "hunter2" not in result.stdout + result.stderr and "root:x" not in result.stderr
+        assert f"error: Dataset.xbox-chat: the data file '{written}' is outside the manifest's directory" \
+               in result.stderr
+        assert "allow_outside_root: true" in result.stderr  # the hint names the opt-in
+        as_json = json.loads(project.cli("validate", "--format", "json").stdout)
+        (refused,) = [d for d in as_json["diagnostics"] if d["code"] == "path-outside-root"]
+        assert refused["file"] == "foundry.yaml" and refused["address"] == "Dataset.xbox-chat"
+        assert project.cli("plan").code == 1
+
+
+def test_allow_outside_root_reads_the_file_but_never_quotes_it(project: Project) -> None:
+    """With the opt-in the file is validated; a file that is not JSONL is reported by line
+    without its content (no source lines from data files, user text printed literally)."""
+    secret = project.root.parent / "passwd"
+    secret.write_text("".join(f"user{i}:x:0:0:root:/root:/bin/bash\n" for i in range(12)))
+    outside_root_project(project, str(secret), "    allow_outside_root: true\n")
+    result = project.cli("validate")
+    assert result.code == 1
+    assert f"{secret}:1:1: error: Dataset.xbox-chat: not valid JSON" in result.stderr
+    assert ":x:0:0" not in result.stderr and "❌" not in result.stderr
+    manifest = project.cli("validate", "--format", "json")
+    assert "user0" not in manifest.stdout
+
+
+def test_allow_outside_root_is_not_an_attribute(project: Project) -> None:
+    """Turning the opt-in on changes how the manifest is checked, not what is registered."""
+    dataset_project(project)
+    assert project.cli("apply", "--auto-approve").code == 0
+    project.edit("    path: data/train.jsonl\n", "    path: data/train.jsonl\n    allow_outside_root: true\n")
+    assert project.cli("plan", "--detailed-exitcode").code == 0

@@ -261,3 +261,82 @@ def test_unicode_fast_path_matches_plain_encoding(smollm2_counter: TokenizerCoun
     assert smollm2_counter._unicode is not None
     expected = len(smollm2_counter.tokenizer.encode(text, add_special_tokens=False).ids)
     assert smollm2_counter.count([text]) == [expected]
+
+
+# -- long texts: counted in pieces, exactly, in bounded memory ------------------------------
+
+def long_texts() -> list[str]:
+    """Texts past COUNT_PIECE_CHARS: prose with newlines, one line of words, whitespace at the
+    edges, runs of spaces, non-ASCII, and a blob with no place to cut."""
+    import random
+
+    rng = random.Random(7)
+    words = ["the", "console", "Xbox", "reset", "it's", "don't", "42", "3.14", "!!", "(x)", "caf\u00e9",
+             "\u65e5\u672c", "  ", "\t"]
+    prose = "".join(rng.choice(words) + rng.choice([" ", " ", " ", "\n", ".\n", "  ", "\n\n"]) for _ in range(60_000))
+    return [prose, prose.replace("\n", " "), " " + prose + " ", "a" * 150_000, "ab " * 70_000,
+            "x\n" * 80_000, "\u00e9t\u00e9 " * 40_000]
+
+
+def test_count_pieces_cover_the_text_and_stay_small():
+    from foundryctl.datasets.tokens import COUNT_PIECE_CHARS, count_pieces
+
+    for text in long_texts():
+        pieces = count_pieces(text)
+        assert "".join(pieces) == text and len(pieces) > 1
+        assert all(0 < len(p) <= COUNT_PIECE_CHARS for p in pieces)
+
+
+def test_long_texts_count_as_plain_encoding(smollm2_counter: TokenizerCounter):
+    """Cut into pieces, a long text counts what encoding it whole counts, on the fast path
+    and on the Rust tokenizer's path."""
+    texts = long_texts()[:-2] + long_texts()[-1:]  # "x\n" * 80000 has no place to cut exactly
+    assert_counts_match(smollm2_counter, texts)
+    smollm2_counter._fast = False
+    try:
+        assert smollm2_counter.count(texts) == plain(smollm2_counter, texts)
+    finally:
+        smollm2_counter._fast = True
+
+
+def test_long_content_with_edge_whitespace_counts_the_rendered_conversation(smollm2_counter: TokenizerCounter):
+    """Content starting or ending with whitespace is counted by rendering the conversation
+    (now in pieces); the count is that of encoding the rendered text whole."""
+    content = " " + long_texts()[0] + " "
+    roles, contents = ("user", "assistant"), ["hi", content]
+    rendered = smollm2_counter._template.render(messages=[{"role": r, "content": c} for r, c in zip(roles, contents)],
+                                                add_generation_prompt=False, **smollm2_counter._special_tokens)
+    expected = len(smollm2_counter.tokenizer.encode(rendered, add_special_tokens=False).ids)
+    assert smollm2_counter.conversation(roles, contents, smollm2_counter.count(contents)) == expected
+
+
+RSS_SCRIPT = """
+import json, resource, sys
+from foundryctl.datasets import ValidationOptions, load_counter, validate_dataset
+from foundryctl.models import parse_base_model
+model = parse_base_model("SmolLM2-135M-Instruct")
+counter = load_counter(model)
+counter.count(["warm up"])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+report = validate_dataset(sys.argv[1], ValidationOptions(counter=counter, context_length=8192))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_kib": after - before, "tokens": report.total_tokens.max, "exact": report.tokens_exact}))
+"""
+
+
+def test_exact_counting_of_a_long_example_does_not_hold_its_encoding(smollm2_counter: TokenizerCounter, tmp_path):
+    """One 4 MB example whose content ends in whitespace (the path that encoded the whole
+    rendered conversation: 40 MB took 6.7 GB before) stays within a small multiple of its
+    size; the 40 MB figures are in docs/datasets.md."""
+    import subprocess
+    import sys
+
+    content = " " + ("the console resets. " * 200_000) + " "
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": content}]}) + "\n")
+    result = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(path)], capture_output=True, text=True,
+                            timeout=300, check=True)
+    figures = json.loads(result.stdout)
+    assert figures["exact"] and figures["tokens"] > 800_000
+    assert figures["grew_kib"] < 100 * 1024, figures  # encoded whole this took over 600 MB

@@ -302,8 +302,10 @@ def test_lone_surrogate_and_nan_are_not_valid_json(tmp_path: Path):
             b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", '
             b'"weight": NaN}]}\n')
     report = validate(write(tmp_path / "odd.jsonl", data))
-    assert found(report) == collections.Counter({(1, "data_type"): 1, (2, "data_type"): 1, TOO_FEW: 1})
-    assert "surrogate" in report.problems[0].message
+    # The surrogate line is still checked as an example (it has no system message), but not counted.
+    assert found(report) == collections.Counter({(1, "data_type"): 1, (1, "example_missing_system_message"): 1,
+                                                 (2, "data_type"): 1, TOO_FEW: 1})
+    assert "surrogate" in report.problems[0].message and report.examples == 0
 
 
 @pytest.mark.parametrize("depth", [1020, 5000, 200_000])
@@ -761,3 +763,28 @@ def test_a_split_of_identical_examples_keeps_them_for_training(tmp_path: Path):
     assert (report.split.training_examples, report.split.validation_examples) == (20, 0)
     assert any(p.category == "too_few_examples" and "holds out no examples" in p.message
                for p in report.problems)
+
+
+def test_every_defect_behind_a_huge_integer_is_reported(tmp_path: Path, smollm2_counter) -> None:
+    """A >64-bit integer used to hide a lone surrogate: validate said Success and the
+    tokenizer crashed later. Both are errors now, and the line is not tokenized."""
+    lines = [json.dumps(e).encode() for e in unique_examples(12)]
+    bad = (b'{"n": 123456789012345678901234567890, "messages": [{"role": "system", "content": "s"}, '
+           b'{"role": "user", "content": "u"}, {"role": "assistant", "content": "a\\ud800"}]}')
+    path = write(tmp_path / "d.jsonl", b"\n".join([*lines, bad]) + b"\n")
+    for counter in (None, smollm2_counter):
+        report = validate(path, counter=counter)
+        assert found(report) == collections.Counter({(13, "data_type"): 2, (13, "example_unrecognized_key"): 1})
+        assert report.examples == 12 and not report.valid
+        messages = sorted(p.message for p in report.problems if p.category == "data_type")
+        assert messages == ["integer beyond 64 bits (30 digits) at n",
+                            "unpaired UTF-16 surrogate escape in the string 'a\\ud800' at messages[2].content"]
+
+
+def test_long_keys_and_values_are_truncated_in_messages(tmp_path: Path) -> None:
+    """Messages quote at most a few dozen characters of what a line holds."""
+    key = "k" * 100_000
+    data = json.dumps({"messages": [{"role": "user", "content": "q", key: 1},
+                                    {"role": "r" * 100_000, "content": "a"}], key: 2}).encode()
+    report = validate(write(tmp_path / "d.jsonl", data + b"\n"))
+    assert report.problems and all(len(p.message) < 200 for p in report.problems)

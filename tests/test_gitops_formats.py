@@ -58,6 +58,7 @@ resources:
     name: chat
     project: support
     path: ../data/chat.jsonl
+    allow_outside_root: true  # the data sits beside manifests/, not under it
 """
 # A valid manifest whose only problems are the dataset's warnings.
 VALID = """\
@@ -80,6 +81,7 @@ resources:
     name: chat
     project: support
     path: ../data/chat.jsonl
+    allow_outside_root: true  # the data sits beside manifests/, not under it
 """
 NO_SYSTEM_LINE = 3  # the data file's example without a system message
 

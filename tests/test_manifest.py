@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -1145,3 +1146,149 @@ def test_catalog_region_availability_is_checked_offline(tmp_path: Path, location
              if d.code == "region-unavailable" for e in [next((x[1] for x in expected if x[0] == d.address), "")]}
     assert found == expected
     assert all(not d.is_error for d in manifest.warnings if d.code == "region-unavailable")
+
+
+# -- 10. hostile input: bounded, located, never a bug -------------------------------------
+
+def test_deep_nesting_is_a_located_error(tmp_path: Path) -> None:
+    """500 levels used to raise RecursionError; past 64 the file is refused where it gets too deep."""
+    path = write(tmp_path, "main.yaml", "version: 1\nvariables:\n  x: " + "[" * 500 + "]" * 500 + "\n")
+    error = only(load_errors(path), "nested more than 64 levels")
+    # The document and `variables` are two levels, so the 63rd bracket is the 65th level.
+    assert error.position == Position("main.yaml", 3, 6 + 62) and error.code == "yaml-too-deep"
+    shallow = write(tmp_path, "ok.yaml", "version: 1\nvariables:\n  x: " + "[" * 60 + "]" * 60 + "\n")
+    load_ok(shallow)
+
+
+def test_an_integer_of_thousands_of_digits_is_a_located_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "main.yaml", "version: 1\nvariables:\n  x: " + "9" * 5000 + "\n")
+    error = only(load_errors(path), "integer of 5,000 characters")
+    assert error.position == position(path, "999")
+    assert len(load_errors(path)) == 1  # no second, schema error about the same value
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    """Nine aliases of nine aliases, nine levels deep: 9**9 values from about 600 bytes."""
+    levels = ["  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    text = "version: 1\nvariables:\n  bomb:\n    default:\n" + "\n".join("    " + x for x in levels) + "\n"
+    text += "resources:\n  - {kind: Hub, name: hub-one, location: eastus2, tags: ${var.bomb}}\n"
+    path = write(tmp_path, "main.yaml", text)
+    started = time.process_time()
+    error = only(load_errors(path), "holds more than 1,000,000 values")
+    assert time.process_time() - started < 5
+    line = next(i for i, x in enumerate(text.splitlines(), 1) if x.strip().startswith("- &a6"))
+    assert error.position is not None and error.position.line == line  # where the count passes the limit
+
+
+def test_a_shared_variable_counts_once_per_use(tmp_path: Path) -> None:
+    """A list that is fine once is refused when references insert it past the budget."""
+    big = "[" + ", ".join(["[" + ", ".join(["x"] * 100) + "]"] * 1000) + "]"  # about 101,000 values
+    text = f"version: 1\nvariables:\n  big: {big}\nresources:\n"
+    text += "".join(f"  - kind: Hub\n    name: hub-{i:02d}\n    location: eastus2\n    tags: ${{var.big}}\n"
+                    for i in range(12))
+    path = write(tmp_path, "main.yaml", text)
+    errors = load_errors(path)
+    budget = [d for d in errors if "add more than 1,000,000 values" in d.message]
+    assert budget and budget[0].address == "Hub.hub-09" and budget[0].position == position(path, "${var.big}", 10)
+
+
+def test_unclosed_interpolation_runs_are_linear(tmp_path: Path) -> None:
+    """100,000 `${` in one string used to take quadratic time."""
+    path = write(tmp_path, "main.yaml", "version: 1\nvariables:\n  x: '" + "${" * 100_000 + "'\n")
+    started = time.process_time()
+    manifest = load_ok(path)
+    assert time.process_time() - started < 2
+    assert manifest.variables["x"] == "${" * 100_000
+
+
+def test_bad_references_are_reported_a_few_times_per_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "main.yaml", "version: 1\nresources:\n  - {kind: Hub, name: hub-one, location: eastus2, "
+                                        "description: '" + "${nope}" * 1000 + "'}\n")
+    errors = [d for d in load_errors(path) if d.code == "interpolation"]
+    assert len(errors) == 5 and all(d.position == position(path, "'${nope}") for d in errors)
+
+
+def test_nul_in_state_and_backend_paths_is_a_located_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "main.yaml", 'version: 1\nbackend:\n  type: local\n  path: "lo\\0cal"\n'
+                                        'state:\n  path: "st\\0ate.db"\n')
+    errors = load_errors(path)
+    assert {d.position for d in errors} == {position(path, '"lo'), position(path, '"st')}
+    assert all("NUL" in d.message for d in errors)
+
+
+@pytest.mark.parametrize("tagged", ["!!float abc", "!!int xyz", "!!bool maybe", "!!binary 'a'"])
+def test_bad_explicit_tags_are_located_errors(tmp_path: Path, tagged: str) -> None:
+    path = write(tmp_path, "main.yaml", f"version: 1\nvariables:\n  x: {tagged}\n")
+    assert only(load_errors(path), "invalid value").position == position(path, tagged)
+
+
+def test_a_huge_manifest_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "main.yaml"
+    path.write_bytes(b"version: 1\n" + b"#" * (16 * 1024 * 1024))
+    error = only(load_errors(path), "limited to 16 MiB")
+    assert error.position == Position("main.yaml", 1, 1)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("epochs=abc", "--var epochs=abc: variable 'epochs' is an integer (the type of its default, 3); 'abc' is not one"),
+    ("epochs=1.5", "'1.5' is not one"),
+    ("epochs=" + "9" * 5000, "variable 'epochs' is an integer"),
+    ("rate=inf", "--var rate=inf: variable 'rate' is a number (its declared type); 'inf' is not one"),
+    ("flag=maybe", "variable 'flag' is a boolean (true or false) (its declared type); 'maybe' is not one"),
+    ("tags=[1", "variable 'tags' is a map such as {key: value} (its declared type); '[1' is not valid YAML"),
+    ("tags=" + "[" * 100 + "]" * 100, "nested more than 64 levels"),
+])
+def test_var_type_errors_name_variable_value_and_type(tmp_path: Path, value: str, expected: str) -> None:
+    path = write(tmp_path, "main.yaml", """
+        version: 1
+        variables:
+          epochs: 3
+          rate: {type: number, default: 0.1}
+          flag: {type: boolean, default: true}
+          tags: {type: map, default: {}}
+        """)
+    name, _, text = value.partition("=")
+    errors = load_errors(path, variables={name: text})
+    error = only(errors, expected)
+    assert len(errors) == 1  # not also "has no value"
+    assert error.position == position(path, f"{name}:") and error.code == "invalid-value"
+
+
+def test_var_values_of_the_right_type_are_coerced(tmp_path: Path) -> None:
+    path = write(tmp_path, "main.yaml", """
+        version: 1
+        variables:
+          epochs: 3
+          rate: {type: number}
+          tags: {type: map, default: {}}
+        """)
+    manifest = load_ok(path, variables={"epochs": "1_000", "rate": "2e-5", "tags": "{team: ml}"})
+    assert manifest.variables == {"epochs": 1000, "rate": 2e-5, "tags": {"team": "ml"}}
+
+
+def test_cli_validate_json_is_json_for_a_huge_integer(tmp_path: Path) -> None:
+    """It used to print an int-conversion bug message instead of JSON."""
+    write(tmp_path, "main.yaml", "version: 1\nvariables:\n  x: " + "9" * 5000 + "\n")
+    result = run_cli(tmp_path, "validate", "-f", "main.yaml", "--format", "json")
+    assert result.returncode == 1 and "This is a bug" not in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+    assert [(d["file"], d["line"], d["column"]) for d in report["diagnostics"]] == [("main.yaml", 3, 6)]
+
+
+def test_cli_prints_user_text_literally(tmp_path: Path) -> None:
+    """Rich markup and emoji codes in values are printed as written."""
+    write(tmp_path, "main.yaml", "version: 1\nresources:\n  - kind: Hub\n    name: 'root:x:0:0 [bold]b[/bold]'\n"
+                                 "    location: eastus2\n")
+    result = run_cli(tmp_path, "validate", "-f", "main.yaml")
+    assert result.returncode == 1
+    assert "root:x:0:0 [bold]b[/bold]" in result.stderr and "❌" not in result.stderr
+
+
+def test_the_value_limit_covers_all_files_of_a_directory(tmp_path: Path) -> None:
+    """Twelve files of 100,000 values each are over the limit together."""
+    write(tmp_path, "m/main.yaml", "version: 1\n")
+    for i in range(12):
+        write(tmp_path, f"m/part{i:02d}.yaml", f"variables:\n  v{i}: [" + ", ".join(["1"] * 100_000) + "]\n")
+    error = only(load_errors(tmp_path / "m"), "holds more than 1,000,000 values")
+    assert error.position is not None and error.position.file.endswith("part09.yaml")

@@ -41,7 +41,8 @@ def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     color = settings().color
-    return Console(stderr=stderr, highlight=False, soft_wrap=True,
+    # emoji=False: user text such as root:x:0:0 must not print as root❌0:0
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False,
                    no_color=None if color is None else not color,
                    force_terminal=color if color else None)
 
@@ -157,13 +158,15 @@ def source_line(diagnostic: Diagnostic) -> str | None:
 
 
 SOURCE_LINE_WIDTH = 160
-_QUOTED_FILE_LIMIT = 2 * 1024 * 1024  # a data file's lines are not quoted (they can be huge)
+_QUOTED_FILE_LIMIT = 2 * 1024 * 1024
 
 
 @functools.lru_cache(maxsize=32)
 def _file_lines(path: str) -> list[str]:
+    # Only manifest and variable files are quoted: a data file's lines can be huge or secret
+    # (a dataset path pointing at .env would put it in the CI log).
     try:
-        if path.endswith(".jsonl") or os.path.getsize(path) > _QUOTED_FILE_LIMIT:
+        if not path.endswith((".yaml", ".yml")) or os.path.getsize(path) > _QUOTED_FILE_LIMIT:
             return []
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
             return handle.read().splitlines()

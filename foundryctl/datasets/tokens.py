@@ -9,6 +9,11 @@ same regex in Python (the `re` module for ASCII, the `regex` package otherwise) 
 distinct piece is tokenized once by the tokenizer's own BPE model and remembered; text with
 special tokens and other tokenizer families go to the Rust tokenizer in batches. Either way
 the count is the tokenizer's own; tests compare the paths with plain encoding.
+
+Memory does not grow with a text's length: a text longer than COUNT_PIECE_CHARS is counted
+in pieces cut where no pre-tokenizer piece spans the cut (after a newline or before a space
+between non-space characters), and the pieces' counts add up. Encoding 40 MB in one call
+would hold gigabytes of offsets and alignments.
 """
 
 from __future__ import annotations
@@ -34,7 +39,43 @@ APPROX_TOKENS_PER_CONVERSATION = 3
 _WS = r"\t\n\x0b\x0c\r "
 _GPT2_ASCII = re.compile(
     rf"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_WS}A-Za-z0-9]+|[{_WS}]+(?![^{_WS}])|[{_WS}]+")
-_PIECE_CACHE_LIMIT = 2_000_000
+_PIECE_CACHE_LIMIT = 500_000  # distinct pre-tokenizer pieces remembered (about 60 MB at most)
+COUNT_PIECE_CHARS = 64 * 1024
+_BATCH_CHARS = 8 * COUNT_PIECE_CHARS  # characters per call of the Rust tokenizer
+
+
+def count_pieces(text: str, size: int = COUNT_PIECE_CHARS) -> list[str]:
+    """`text` in consecutive pieces of at most about `size` characters, each cut after a
+    newline or before a space that has non-space characters on both sides (where byte-level
+    BPE pre-tokenizers, GPT-2's, Llama 3's and Qwen's regexes, end a piece either way). A
+    stretch of `size` characters with no such place (a base64 blob) is cut at `size`."""
+    pieces: list[str] = []
+    start, n = 0, len(text)
+    while n - start > size:
+        low, high = start + size // 2, start + size
+        cut = _cut_after_newline(text, low, high) or _cut_before_space(text, low, high) or high
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def _cut_after_newline(text: str, low: int, high: int) -> int | None:
+    at = text.rfind("\n", low, high)
+    while at > low:
+        if not text[at - 1].isspace() and not text[at + 1].isspace():
+            return at + 1
+        at = text.rfind("\n", low, at)
+    return None
+
+
+def _cut_before_space(text: str, low: int, high: int) -> int | None:
+    at = text.rfind(" ", low, high)
+    while at > low:
+        if not text[at - 1].isspace() and not text[at + 1].isspace():
+            return at
+        at = text.rfind(" ", low, at)
+    return None
 
 
 def _byte_level_map() -> list[str]:
@@ -127,6 +168,20 @@ class TokenizerCounter(TokenCounter):
         return cls(tokenizer, name, template, special)
 
     def count(self, texts: Sequence[str]) -> list[int]:
+        if any(len(t) > COUNT_PIECE_CHARS for t in texts):
+            return [sum(self._count(count_pieces(t))) if len(t) > COUNT_PIECE_CHARS else n
+                    for t, n in zip(texts, self._count([t if len(t) <= COUNT_PIECE_CHARS else "" for t in texts]))]
+        return self._count(texts)
+
+    def _encoded_length(self, text: str) -> int:
+        """Tokens of `text` encoded whole (special tokens in it included), piece by piece."""
+        pieces, total, step = count_pieces(text), 0, _BATCH_CHARS // COUNT_PIECE_CHARS
+        for at in range(0, len(pieces), step):  # a few at a time: encodings are large
+            batch = self.tokenizer.encode_batch(pieces[at:at + step], add_special_tokens=False)
+            total += sum(len(e.ids) for e in batch)
+        return total
+
+    def _count(self, texts: Sequence[str]) -> list[int]:
         counts: list[int] = [0] * len(texts)
         slow: list[int] = []
         for i, text in enumerate(texts):
@@ -138,10 +193,16 @@ class TokenizerCounter(TokenCounter):
                 counts[i] = self._count_unicode(text)
             else:
                 slow.append(i)
-        if slow:
-            encoded = self.tokenizer.encode_batch([texts[i] for i in slow], add_special_tokens=False)
-            for i, encoding in zip(slow, encoded):
-                counts[i] = len(encoding.ids)
+        batch: list[int] = []
+        size = 0
+        for position, i in enumerate(slow):  # in batches of bounded size: encodings are large
+            batch.append(i)
+            size += len(texts[i])
+            if size >= _BATCH_CHARS or position == len(slow) - 1:
+                encoded = self.tokenizer.encode_batch([texts[j] for j in batch], add_special_tokens=False)
+                for j, encoding in zip(batch, encoded):
+                    counts[j] = len(encoding.ids)
+                batch, size = [], 0
         return counts
 
     def _count_ascii(self, text: str) -> int:
@@ -189,7 +250,7 @@ class TokenizerCounter(TokenCounter):
             messages = [{"role": r, "content": c} for r, c in zip(roles, contents)]
             rendered = self._template.render(messages=messages, add_generation_prompt=False,
                                              **self._special_tokens)
-            return len(self.tokenizer.encode(rendered, add_special_tokens=False).ids)
+            return self._encoded_length(rendered)
         return super().conversation(roles, contents, counts)
 
     def _shape(self, roles: tuple[str, ...]) -> tuple[int, str | None]:

@@ -203,17 +203,18 @@ class _Scan:
             line_no = first + offset
             if line_no == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
+            usable = True
             try:
                 example = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                example = _parse_slowly(raw, line_no, add, last_without_newline)
+                example, usable = _parse_slowly(raw, line_no, add, last_without_newline)
                 if example is None:
                     continue
             if type(example) is not dict:
                 add(line_no, "data_type", f"expected a JSON object, found {_json_type(example)}")
                 continue
-            checked = self._example(example, line_no)
-            if checked is None:
+            checked = self._example(example, line_no)  # its problems too, even if it is not usable
+            if checked is None or not usable:
                 continue
             roles, contents, trained = checked
             # Python's 64-bit hash is enough to spot duplicates within one run and far cheaper
@@ -236,7 +237,7 @@ class _Scan:
             for key in example:
                 if key != "messages":
                     self.add(line_no, "example_unrecognized_key",
-                             f"unrecognized top-level key {key!r} (only `messages` is used)")
+                             f"unrecognized top-level key {_show(key)} (only `messages` is used)")
         messages = example.get("messages")
         if type(messages) is not list or not messages:
             what = ("missing" if "messages" not in example else
@@ -287,7 +288,7 @@ class _Scan:
                 if key not in MESSAGE_KEYS:
                     hint = closest(str(key), MESSAGE_KEYS, cutoff=0.7)
                     add(line_no, "message_unrecognized_key", f"message {i} has unrecognized key "
-                        f"{key!r}" + (f"; did you mean {hint!r}?" if hint else
+                        f"{_show(key)}" + (f"; did you mean {hint!r}?" if hint else
                                       " (allowed: role, content, name, weight)"))
             role = message.get("role")
             content = message.get("content")
@@ -347,39 +348,79 @@ class _Scan:
         self.seen.clear()
 
 
-def _parse_slowly(raw: bytes, line_no: int, add, last_without_newline: bool) -> object | None:
-    """Explain why a line failed the fast parser; the parsed value when it is acceptable."""
+def _parse_slowly(raw: bytes, line_no: int, add, last_without_newline: bool) -> tuple[object | None, bool]:
+    """Explain why a line failed the fast parser: the parsed value (None when the line is not
+    JSON) and whether it can be used as an example (False when it holds a defect)."""
     import json
 
     stripped = raw.strip()
     if not stripped:
         add(line_no, "data_type", "blank line; every line must be one JSON object")
-        return None
+        return None, False
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         add(line_no, "data_type", f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
             " (save the file as UTF-8)")
-        return None
+        return None, False
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:  # nesting deeper than orjson's limit and Python's stack
         add(line_no, "data_type", "arrays or objects nested too deeply to check (over 1,000 levels)")
-        return None
+        return None, False
     except ValueError as exc:
         message = getattr(exc, "msg", str(exc))
         column = getattr(exc, "colno", None)
         add(line_no, "data_type", f"not valid JSON: {message}" + (f" at column {column}" if column else "")
             + ("; this last line has no newline: was the file truncated?" if last_without_newline else ""))
-        return None
-    try:  # orjson refuses lone surrogates (not encodable as UTF-8) and huge integers
-        orjson.dumps(value)
-    except orjson.JSONEncodeError as exc:
-        if "surrogate" in str(exc) or "str is not valid UTF-8" in str(exc):
-            add(line_no, "data_type", "not valid JSON text: contains an unpaired UTF-16 surrogate escape")
-            return None
-        return value  # e.g. an integer beyond 64 bits: valid JSON, checked like any value
-    return value
+        return None, False
+    # orjson refused the line for something Python's parser accepts: lone surrogates (text
+    # that cannot be encoded, so the tokenizer and upload would fail on it), integers beyond
+    # 64 bits, numbers beyond a double. Every one is reported, not only the first orjson met.
+    defects = _defects(value)
+    for where, defect in defects:
+        add(line_no, "data_type", f"{defect} at {where}")
+    return value, not defects
+
+
+_MAX_DEFECTS_PER_LINE = 5
+
+
+def _defects(value: object) -> list[tuple[str, str]]:
+    """(where, what) for lone surrogates in strings and keys and for out-of-range numbers,
+    at most a few per line, walked without recursion."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[object, str]] = [(value, "the top level")]
+    while stack and len(found) < _MAX_DEFECTS_PER_LINE:
+        item, where = stack.pop()
+        if type(item) is dict:
+            for key, child in reversed(list(item.items())):
+                if _has_surrogate(key):
+                    found.append((where, f"unpaired UTF-16 surrogate escape in the key {_show(key)}"))
+                shown = key if key.isidentifier() else repr(key)  # printable, whatever the key holds
+                stack.append((child, f"{where}.{shown}" if where != "the top level" else shown))
+        elif type(item) is list:
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
+        elif type(item) is str:
+            if _has_surrogate(item):
+                found.append((_short(where), f"unpaired UTF-16 surrogate escape in the string {_show(item)}"))
+        elif type(item) is int and not -2**63 <= item < 2**64:
+            found.append((_short(where), f"integer beyond 64 bits ({len(str(abs(item))):,} digits)"))
+        elif type(item) is float and not math.isfinite(item):
+            found.append((_short(where), "number too large for a double"))
+    return found
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _valid_optional(message: dict, role: str) -> bool:

@@ -52,6 +52,10 @@ class DatasetSpec(Spec):
     validation: SplitValidation | FileValidation | None = Field(
         None, description="{split: 0.1, seed: 7} or {path: FILE}; none: no validation data.")
     description: str = ""
+    allow_outside_root: bool = Field(
+        False, description="Read data files outside the manifest's directory (`../`, absolute paths, "
+                           "symlinks that lead out). Off: such a path is an error, so a manifest "
+                           "cannot make validate read and quote an arbitrary file.")
 
 
 class Dataset(Kind):
@@ -71,6 +75,7 @@ class Dataset(Kind):
     def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
         spec: DatasetSpec = decl.spec  # type: ignore[assignment]
         attributes = cls.attributes(spec)
+        del attributes["allow_outside_root"]  # how the manifest is checked, not what is registered
         # Paths as the backend resolves them: relative to the manifest's root directory.
         attributes["path"] = root_relative(decl, spec.path)
         if isinstance(spec.validation, FileValidation):
@@ -141,8 +146,18 @@ class Dataset(Kind):
         if isinstance(spec.validation, FileValidation):
             files.append((("validation", "path"), spec.validation.path))
         for where, written in files:
-            path = data_path(decl, written)
-            if not path.is_file():
+            try:
+                path = data_path(decl, written)
+                is_file = path.is_file()
+            except OutsideRootError as exc:
+                out.append(Diagnostic.error(str(exc), decl.position_of(where), decl.address,
+                                            code="path-outside-root", hint=exc.hint))
+                continue
+            except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks
+                out.append(Diagnostic.error(f"cannot use the path {_short(written)}: {exc}",
+                                            decl.position_of(where), decl.address, code="io"))
+                continue
+            if not is_file:
                 out.append(Diagnostic.error(
                     f"{'no such file' if not path.exists() else 'not a file'}: {written} "
                     f"(resolved to {path})", decl.position_of(where), decl.address, code="io",
@@ -163,15 +178,52 @@ class Dataset(Kind):
         return out
 
 
+class OutsideRootError(PermissionError):
+    """A data file path leads outside the manifest's directory and the dataset does not allow it."""
+
+    hint = ("move the file under the manifest's directory, or set `allow_outside_root: true` on the "
+            "dataset if reading it is intended")
+
+
 def data_path(decl: ResourceDecl, written: str) -> Path:
-    """A data file path as written in the manifest, resolved from the declaring file."""
-    path = Path(written).expanduser()
+    """A data file path as written in the manifest, resolved from the declaring file.
+
+    Raises OutsideRootError when it leads outside the manifest's directory (symlinks
+    followed) and the dataset does not set `allow_outside_root`: everything that reads a
+    data file goes through here, so none of it reads one the manifest may not name."""
+    path = _written_path(decl, written)
+    if getattr(decl.spec, "allow_outside_root", False):
+        return path
+    root = decl.root.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of symlinks
+        raise OSError(f"cannot resolve {written}: {exc}") from None
+    if not real.is_relative_to(root):
+        raise OutsideRootError(f"the data file {_short(written)} is outside the manifest's directory "
+                               f"{root}" + (f" (it leads to {real})" if real != path.absolute() else ""))
+    return path
+
+
+def _written_path(decl: ResourceDecl, written: str) -> Path:
+    path = _expanded(written)
     return path if path.is_absolute() else Path(decl.source.file).parent / path
 
 
+def _expanded(written: str) -> Path:
+    try:
+        return Path(written).expanduser()
+    except RuntimeError:  # ~user of no such user: the path as written
+        return Path(written)
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
+
+
 def root_relative(decl: ResourceDecl, written: str) -> str:
-    path = data_path(decl, written)
-    if Path(written).expanduser().is_absolute():
+    path = _written_path(decl, written)
+    if _expanded(written).is_absolute():
         return str(path)
     return Path(os.path.relpath(path.resolve(), decl.root.resolve())).as_posix()
 

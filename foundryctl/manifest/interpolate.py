@@ -4,6 +4,10 @@ A string that is exactly one reference takes the referenced value with its type 
 `epochs: ${var.epochs}` stays a number); a reference inside a longer string is inserted as
 text. `${env.NAME:-fallback}` supplies a fallback for an unset environment variable, and
 `$${` writes a literal `${`.
+
+Interpolation is linear in the text and bounded in what it adds: a reference shares the
+variable's value, but everything after this walks each use of it, so the values and the
+characters references add to the manifest are counted against a budget.
 """
 
 from __future__ import annotations
@@ -16,8 +20,13 @@ from typing import Any
 from foundryctl.errors import Diagnostic, Position
 from foundryctl.suggest import did_you_mean
 
-_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
+# An expression holds no braces, so each `${` is looked at up to the next brace only: linear,
+# even for a string of 100,000 unclosed `${`.
+_REFERENCE = re.compile(r"\$(\$?)\{([^{}]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_INSERTED_VALUES = 1_000_000  # values that references to lists and maps add, all uses counted
+MAX_INSERTED_CHARS = 64 * 1024 * 1024  # characters that references inside strings add
+_ERRORS_PER_VALUE = 5  # a value with a thousand bad references says so five times
 
 
 @dataclass
@@ -28,6 +37,10 @@ class Interpolator:
     allow_vars: bool = True
     # Positions whose interpolation failed: schema errors there would only repeat the problem.
     failed: set[Position] = field(default_factory=set)
+    inserted_values: int = 0
+    inserted_chars: int = 0
+    _sizes: dict[int, int] = field(default_factory=dict, repr=False)  # id of a variable's value -> values
+    _errors_at: dict[Position, int] = field(default_factory=dict, repr=False)
 
     def resolve(self, value: Any, position_of: Callable[[tuple], Position], path: tuple = (),
                 address: str | None = None) -> Any:
@@ -43,22 +56,52 @@ class Interpolator:
     def _string(self, text: str, position: Position, address: str | None) -> Any:
         whole = _REFERENCE.fullmatch(text)
         if whole and not whole.group(1):
-            return self._lookup(whole.group(2), position, address)
+            value = self._lookup(whole.group(2), position, address)
+            if isinstance(value, (dict, list)):
+                self.inserted_values += self._size(value)
+                if self.inserted_values > MAX_INSERTED_VALUES:
+                    self._error(f"${{{whole.group(2)}}}: references to lists and maps add more than "
+                                f"{MAX_INSERTED_VALUES:,} values to the manifest", position, address)
+                    return None
+            return value
 
         def substitute(match: re.Match) -> str:
             if match.group(1):  # `$${...}` is an escaped literal
                 return "${" + match.group(2) + "}"
             value = self._lookup(match.group(2), position, address)
             if isinstance(value, (dict, list)):
-                self.diagnostics.append(Diagnostic.error(
-                    f"${{{match.group(2)}}} is a {type(value).__name__} and cannot be embedded "
-                    "in a string; use it as the whole value", position, address, code="interpolation"))
+                self._error(f"${{{match.group(2)}}} is a {type(value).__name__} and cannot be embedded "
+                            "in a string; use it as the whole value", position, address)
                 return ""
             if isinstance(value, bool):
                 return "true" if value else "false"
-            return "" if value is None else str(value)
+            inserted = "" if value is None else str(value)
+            self.inserted_chars += len(inserted)
+            if self.inserted_chars > MAX_INSERTED_CHARS:
+                self._error(f"${{{match.group(2)}}}: references inside strings add more than "
+                            f"{MAX_INSERTED_CHARS // 2**20} MiB of text to the manifest", position, address)
+                return ""
+            return inserted
 
         return _REFERENCE.sub(substitute, text)
+
+    def _size(self, value: Any) -> int:
+        """How many values `value` holds (each use of a shared one counted), walked without recursion."""
+        known = self._sizes.get(id(value))
+        if known is not None:
+            return known
+        total, stack = 0, [value]
+        while stack:
+            item = stack.pop()
+            total += 1
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            if total > MAX_INSERTED_VALUES:
+                break  # over the budget whatever else it holds
+        self._sizes[id(value)] = total
+        return total
 
     def _lookup(self, expression: str, position: Position, address: str | None) -> Any:
         namespace, _, rest = expression.strip().partition(".")
@@ -91,5 +134,8 @@ class Interpolator:
     def _error(self, message: str, position: Position, address: str | None,
                hint: str | None = None) -> None:
         self.failed.add(position)
-        self.diagnostics.append(Diagnostic.error(message, position, address, code="interpolation",
-                                                 hint=hint))
+        reported = self._errors_at.get(position, 0)
+        self._errors_at[position] = reported + 1
+        if reported < _ERRORS_PER_VALUE:
+            self.diagnostics.append(Diagnostic.error(message, position, address, code="interpolation",
+                                                     hint=hint))

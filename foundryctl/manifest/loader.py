@@ -29,7 +29,7 @@ from foundryctl.manifest.schema import (
     VariableSpec,
     coerce_variable,
 )
-from foundryctl.manifest.yamlsource import SourceDocument, load_yaml_documents
+from foundryctl.manifest.yamlsource import SourceDocument, ValueBudget, load_yaml_documents
 from foundryctl.suggest import did_you_mean
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,6 +41,7 @@ _TYPE_CHECKS = {
     "list": lambda v: isinstance(v, list),
     "map": lambda v: isinstance(v, dict),
 }
+MAX_FILE_BYTES = 16 * 1024 * 1024  # per manifest or variable file; large manifests are well under 1 MiB
 
 
 def load_manifest(
@@ -105,6 +106,7 @@ class _Loader:
         self.invalid_addresses: set[str] = set()  # declared, but failed validation
         self.root = Path(".")
         self.check_files = True
+        self.budget = ValueBudget()  # shared by every manifest and variable file of this load
 
     def error(self, message: str, position: Position | None = None, address: str | None = None,
               code: str = "manifest", hint: str | None = None) -> None:
@@ -115,8 +117,16 @@ class _Loader:
     def _read_documents(self, files: Iterable[Path]) -> list[SourceDocument]:
         documents = []
         for file in files:
+            if self.budget.used > self.budget.limit:
+                break  # over the value limit: said once, at the file that passed it
             shown = display_path(file)
             try:
+                size = file.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    self.error(f"the file is {size / 2**20:,.1f} MiB; manifest and variable files are "
+                               f"limited to {MAX_FILE_BYTES // 2**20} MiB", Position(shown, 1, 1),
+                               code="too-large")
+                    continue
                 text = file.read_bytes().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 self.error(f"not valid UTF-8 (byte {exc.start})", Position(shown, 1, 1), code="encoding")
@@ -124,7 +134,7 @@ class _Loader:
             except OSError as exc:
                 self.error(f"cannot read file: {exc.strerror}", Position(shown, 1, 1), code="io")
                 continue
-            docs, problems = load_yaml_documents(text, shown)
+            docs, problems = load_yaml_documents(text, shown, self.budget)
             self.diagnostics.extend(problems)
             for doc in docs:
                 for path, position, first_line in doc.duplicate_keys:
@@ -193,6 +203,8 @@ class _Loader:
 
         values = self._resolve_variables(declared, cli_vars, var_files)
         interpolator = Interpolator(values, self.env, self.diagnostics)
+        for doc in documents:  # values the YAML reader refused: their schema errors would repeat it
+            interpolator.failed.update(doc.failed)
         backend_config = self._backend(backend, interpolator)
         state_config = self._state(state, interpolator)
         resources = self._resources(raw_resources, interpolator)
@@ -279,6 +291,7 @@ class _Loader:
                                    doc.position((name,)))
                     else:
                         values[name] = value
+        refused: set[str] = set()  # an invalid --var already says this variable has no value
         for name, value in cli_vars.items():
             variable = declared.get(name)
             if variable is None:
@@ -288,9 +301,12 @@ class _Loader:
             try:
                 values[name] = coerce_variable(value, variable.spec, variable.has_default)
             except ValueError as exc:
-                self.error(f"--var {name}: {exc}", code="invalid-value")
+                self.error(f"--var {name}={value if len(value) <= 60 else value[:57] + '...'}: "
+                           f"variable {name!r} {exc}", variable.source.key_position(variable.path),
+                           code="invalid-value")
+                refused.add(name)
         for name, variable in declared.items():
-            if name not in values:
+            if name not in values and name not in refused:
                 self.error(f"variable {name!r} has no value", variable.source.key_position(variable.path),
                            code="missing-variable",
                            hint=f"pass --var {name}=VALUE, add it to a --var-file, or give it a default")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -128,31 +129,60 @@ class VariableSpec(BaseModel):
 
 
 def coerce_variable(value: Any, spec: VariableSpec, has_default: bool) -> Any:
-    """Turn a --var string into the variable's type (declared, or that of its default)."""
+    """Turn a --var string into the variable's type (declared, or that of its default).
+
+    A value that is not of that type raises ValueError saying what was expected and why."""
     if not isinstance(value, str):
         return value
-    wanted = spec.type
+    wanted, why = spec.type, "its declared type"
     if wanted is None and has_default and spec.default is not None:
         wanted = {bool: "boolean", int: "integer", float: "number", list: "list", dict: "map"}.get(
             type(spec.default))
+        why = f"the type of its default, {_short(spec.default)}"
     if wanted in (None, "string"):
         return value
+    refused = ValueError(f"is {_ARTICLES[wanted]} ({why}); {_short(value)} is not one")
     if wanted == "boolean":
         lowered = value.strip().lower()
         if lowered in ("true", "yes", "1", "on"):
             return True
         if lowered in ("false", "no", "0", "off"):
             return False
-        raise ValueError(f"expected a boolean, got {value!r}")
-    if wanted == "integer":
-        return int(value)
-    if wanted == "number":
-        number = float(value)
-        return int(number) if number.is_integer() and "." not in value else number
-    import yaml  # lists and maps are written inline: --var 'tags={team: ml}'
+        raise refused
+    if wanted in ("integer", "number"):
+        text = value.strip()
+        if not _NUMBER.fullmatch(text) or len(text) > 100:
+            raise refused  # also refuses nan and inf, and digits Python will not convert
+        text = text.replace("_", "")
+        if wanted == "integer":
+            if not text.lstrip("+-").isdigit():
+                raise refused
+            return int(text)
+        number = float(text)
+        if not math.isfinite(number):
+            raise refused
+        return int(number) if number.is_integer() and "." not in text else number
+    # Lists and maps are written inline (--var 'tags={team: ml}'), read with the manifest's
+    # YAML reader and its limits.
+    from foundryctl.manifest.yamlsource import load_yaml_documents
 
-    parsed = yaml.safe_load(value)
-    expected = list if wanted == "list" else dict
-    if not isinstance(parsed, expected):
-        raise ValueError(f"expected a {wanted}, got {value!r}")
+    documents, problems = load_yaml_documents(value, "--var")
+    errors = [d for d in problems if d.is_error]
+    if errors:
+        raise ValueError(f"is {_ARTICLES[wanted]} ({why}); {_short(value)} is not valid YAML: "
+                         f"{errors[0].message}")
+    parsed = documents[0].data if len(documents) == 1 else None
+    if not isinstance(parsed, list if wanted == "list" else dict):
+        raise refused
     return parsed
+
+
+_DIGITS = r"\d(?:_?\d)*"  # Python's literals: an underscore only between digits
+_NUMBER = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
+_ARTICLES = {"boolean": "a boolean (true or false)", "integer": "an integer", "number": "a number",
+             "list": "a list such as [a, b]", "map": "a map such as {key: value}"}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
