@@ -102,3 +102,31 @@ def test_hints_get_the_flags_after_each_command_they_name(tmp_path: Path, monkey
     with click.Context(click.Command("x"), obj=common.Settings()):
         common.settings().manifest_flags = common.manifest_flags(Path("."))
         assert common.runnable("see `foundryctl plan`") == "see `foundryctl plan`"
+
+
+def test_terraform_single_dash_flags_work(tmp_path: Path) -> None:
+    _infra(tmp_path)
+    made = run_cli("plan", "-f", "infra/foundry.yaml", "-out=p.plan", "-var", "team=x", "-refresh=false",
+                   cwd=tmp_path)
+    assert made.code == 0, made
+    assert (tmp_path / "p.plan").exists()
+    applied = run_cli("apply", "-auto-approve", "-f", "infra/foundry.yaml", "-var=team=y", "-target",
+                      "Hub.ft-hub", cwd=tmp_path)
+    assert applied.code == 0 and "1 added" in applied.stdout, applied
+    unchanged = run_cli("plan", "-detailed-exitcode", "-f", "infra/foundry.yaml", "-var", "team=y",
+                        "-target=Hub.ft-hub", cwd=tmp_path)
+    assert unchanged.code == 0, unchanged
+    (tmp_path / "v.yaml").write_text("team: z\n")
+    changed = run_cli("plan", "-detailed-exitcode", "-f", "infra/foundry.yaml", "-var-file", "v.yaml",
+                      "-target", "Hub.ft-hub", cwd=tmp_path)
+    assert changed.code == 2, changed
+
+
+def test_terraform_style_touches_only_the_shared_names() -> None:
+    from foundryctl.cli import terraform_style
+
+    assert terraform_style(["plan", "-out", "p", "-f", "x.yaml", "-refresh=true"]) == [
+        "plan", "--out", "p", "-f", "x.yaml", "--refresh"]
+    assert terraform_style(["jobs", "logs", "bot", "-F", "-h"]) == ["jobs", "logs", "bot", "-F", "-h"]
+    assert terraform_style(["chat", "bot", "--", "-out"]) == ["chat", "bot", "--", "-out"]
+    assert terraform_style(["plan", "-output=x"]) == ["plan", "-output=x"]  # not a shared name
