@@ -3,6 +3,7 @@ discovery at a repository root, Terraform-style flags, readable job numbers."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -130,3 +131,63 @@ def test_terraform_style_touches_only_the_shared_names() -> None:
     assert terraform_style(["jobs", "logs", "bot", "-F", "-h"]) == ["jobs", "logs", "bot", "-F", "-h"]
     assert terraform_style(["chat", "bot", "--", "-out"]) == ["chat", "bot", "--", "-out"]
     assert terraform_style(["plan", "-output=x"]) == ["plan", "-output=x"]  # not a shared name
+
+
+def _job_in_state(root: Path) -> Path:
+    """A FineTuneJob in state whose job directory holds a status, a config and metrics as a
+    run writes them (no training needed)."""
+    import json
+
+    from foundryctl.state import StateStore
+    from foundryctl.state.records import ResourceRecord, Status
+
+    job_dir = root / "job"
+    job_dir.mkdir()
+    (job_dir / "status.json").write_text(json.dumps({
+        "state": "Completed", "epoch": 3, "epochs": 3, "step": 30, "total_steps": 30, "device": "cpu",
+        "examples": 40, "loss": 2.172886439732143, "tokens_per_second": 1234.5678}))
+    (job_dir / "config.json").write_text(json.dumps({"base_model": "SmolLM2-135M-Instruct", "batch_size": 4,
+                                                     "learning_rate": 0.00019999999999999998}))
+    rows = [{"type": "eval", "step": 0, "epoch": 0, "valid_loss": 2.9876543, "valid_perplexity": 19.843221,
+             "valid_mean_token_accuracy": 0.41234567}]
+    rows += [{"type": "step", "step": s, "epoch": s / 10, "train_loss": 2.5 / s, "learning_rate": 2e-4 * (1 - s / 31),
+              "tokens_per_second": 1234.5678 + s, "train_mean_token_accuracy": 0.5, "grad_norm": 1.2345678}
+             for s in range(1, 31)]
+    rows += [{"type": "epoch", "step": 30, "epoch": 3, "train_loss": 0.123456789, "valid_loss": 1.87654321,
+              "valid_perplexity": 123456.789, "valid_mean_token_accuracy": 0.612345678}]
+    (job_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    store = StateStore(root / ".foundryctl" / "state.db")
+    store.put(ResourceRecord(address="FineTuneJob.xbox-agent", kind="FineTuneJob", name="xbox-agent",
+                             backend_id="/jobs/xbox-agent", status=Status.READY,
+                             attributes={"runner": "local"}, outputs={"job_dir": str(job_dir)}))
+    store.close()
+    return job_dir
+
+
+def test_jobs_show_prints_readable_numbers(project) -> None:
+    project.quickstart()
+    _job_in_state(project.root)
+    shown = project.cli("jobs", "show", "xbox-agent")
+    assert shown.code == 0, shown
+    assert "loss = 2.173\n" in shown.stdout, shown
+    assert "learning_rate = 2.00e-04\n" in shown.stdout, shown
+    assert "tokens_per_second = 1,235\n" in shown.stdout, shown
+    assert "valid_loss 2.988, valid_perplexity 19.84, valid_mean_token_accuracy 0.4123" in shown.stdout, shown
+    assert "2.172886" not in shown.stdout and "0.000199999" not in shown.stdout, shown
+
+
+def test_jobs_metrics_table_fits_80_columns(project) -> None:
+    project.quickstart()
+    _job_in_state(project.root)
+    table = project.cli("jobs", "metrics", "xbox-agent", env={"COLUMNS": "80"})
+    assert table.code == 0, table
+    lines = table.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, table
+    assert lines[0].split() == ["type", "epoch", "step", "loss", "val_loss", "val_ppl", "val_acc", "lr", "tok/s"]
+    epoch_row = next(line.split() for line in lines if line.startswith("epoch "))
+    assert epoch_row == ["epoch", "3", "30", "0.1235", "1.877", "123,457", "0.6123"], table
+    first_step = next(line.split() for line in lines if line.startswith("step "))
+    assert first_step == ["step", "0.1", "1", "2.5", "1.94e-04", "1,236"], table
+    # the full names and every field stay in json
+    full = json.loads(project.cli("jobs", "metrics", "xbox-agent", "--format", "json").stdout)
+    assert full[1]["grad_norm"] == 1.2345678 and full[-1]["valid_perplexity"] == 123456.789
