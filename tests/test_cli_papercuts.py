@@ -61,7 +61,9 @@ def test_the_import_hint_runs_as_printed_from_the_cwd(tmp_path: Path) -> None:
     assert hint.endswith(" -f infra/foundry.yaml")
     adopted = _run_hint(hint, tmp_path)
     assert adopted.code == 0, adopted
-    assert run_cli("plan", "-f", "infra/foundry.yaml", "--detailed-exitcode", cwd=tmp_path).code == 0
+    then = _line_after(adopted.stdout, "Run `")
+    assert then.startswith("foundryctl plan -f infra/foundry.yaml"), adopted
+    assert _run_hint(then.split("`")[0] + " --detailed-exitcode", tmp_path).code == 0
 
 
 def test_the_saved_plan_hint_carries_var_files_and_state(tmp_path: Path) -> None:
