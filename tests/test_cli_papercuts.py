@@ -193,3 +193,38 @@ def test_jobs_metrics_table_fits_80_columns(project) -> None:
     # the full names and every field stay in json
     full = json.loads(project.cli("jobs", "metrics", "xbox-agent", "--format", "json").stdout)
     assert full[1]["grad_norm"] == 1.2345678 and full[-1]["valid_perplexity"] == 123456.789
+
+
+def test_the_keys_hints_of_apply_and_regenerate_key_run_as_printed(fake_azure, tmp_path: Path, monkeypatch) -> None:
+    """The quickstart on the Azure fakes (in-process, so the fakes answer): apply's
+    `(keys: ...)` and regenerate-key's `See it with: ...` run as printed."""
+    from azurefake.families.endpoints import endpoint_id, keys_of
+    from azurefake.families.workspaces import instant_sdk_waits
+    from azurefake.fixtures import PRINCIPAL, RESOURCE_GROUP, SUBSCRIPTION
+    from click.testing import CliRunner
+    from test_azure_backend import quickstart
+
+    from foundryctl.cli import cli, terraform_style
+
+    instant_sdk_waits(monkeypatch, fake_azure)
+    monkeypatch.chdir(quickstart(tmp_path))
+    env = {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "FOUNDRYCTL_RESOURCE_GROUP": RESOURCE_GROUP,
+           "FOUNDRYCTL_PRINCIPAL": PRINCIPAL, "NO_COLOR": "1", "COLUMNS": "200"}
+
+    def run(*words: str):
+        return CliRunner().invoke(cli, terraform_style(list(words)), env=env, catch_exceptions=False)
+
+    applied = run("apply", "-auto-approve", "-f", "manifests/quickstart.yaml", "-var-file", "fake.yaml")
+    assert applied.exit_code == 0, applied.output
+    hint = _line_after(applied.output, "(keys: ").rstrip(")")
+    assert hint == "foundryctl deployments keys xbox-agent -f manifests/quickstart.yaml --var-file fake.yaml"
+    keys = run(*shlex.split(hint)[1:], "--format", "json")
+    assert keys.exit_code == 0, keys.output
+    expected = dict(keys_of(fake_azure, endpoint_id(fake_azure, "xbox-support", "xbox-agent")))
+    assert json.loads(keys.output)["key1"] == expected["primaryKey"]
+
+    rotated = run("deployments", "regenerate-key", "xbox-agent", "--key", "key2", "-f", "manifests/quickstart.yaml",
+                  "--var-file", "fake.yaml")
+    assert rotated.exit_code == 0, rotated.output
+    again = run(*shlex.split(_line_after(rotated.output, "See it with: "))[1:])
+    assert again.exit_code == 0 and "key2: " in again.output, again.output
