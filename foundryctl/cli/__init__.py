@@ -60,8 +60,35 @@ def cli(ctx: click.Context, debug: bool, color: bool | None) -> None:
     ctx.obj = Settings(debug=debug, color=color)
 
 
+# Terraform's single-dash spellings of the flags foundryctl shares with it (`plan -out=p`,
+# `apply -auto-approve`); click would read `-out` as `-o -u -t`. Only these names are
+# rewritten, so every short option (-f, -F, -h) keeps its meaning.
+TERRAFORM_FLAGS = frozenset({
+    "out", "auto-approve", "var", "var-file", "target", "detailed-exitcode", "destroy", "refresh-only",
+    "refresh", "json", "state", "parallelism", "lock-timeout", "no-color",
+})
+
+
+def terraform_style(argv: list[str]) -> list[str]:
+    """argv with `-NAME[=VALUE]` turned into `--NAME[=VALUE]` for the names Terraform shares
+    with foundryctl (`-refresh=false` into `--no-refresh`); nothing after a `--`."""
+    out: list[str] = []
+    for position, word in enumerate(argv):
+        if word == "--":
+            return out + argv[position:]
+        name, sep, value = word[1:].partition("=")
+        if word.startswith("-") and not word.startswith("--") and name in TERRAFORM_FLAGS:
+            if name == "refresh" and sep:
+                word = "--refresh" if value.lower() in ("true", "1") else "--no-refresh"
+            else:
+                word = "-" + word
+        out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors and interrupts exit 1 and 130, never with a traceback."""
+    argv = terraform_style(sys.argv[1:] if argv is None else argv)
     try:
         code = cli.main(args=argv, prog_name="foundryctl", standalone_mode=False)
     except click.exceptions.Abort:
@@ -74,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug: say so briefly, tracebacks are for --debug
-        if "--debug" in (argv if argv is not None else sys.argv):
+        if "--debug" in argv:
             raise
         report_error(exc)
         click.echo("This is a bug in foundryctl; run again with --debug for the traceback.", err=True)

@@ -17,6 +17,9 @@ from foundryctl.cli.common import (
     manifest_options,
     print_diagnostics,
     print_notices,
+    runnable,
+    settings,
+    stack_flags,
 )
 from foundryctl.cli.plan import plan_options
 
@@ -61,6 +64,7 @@ def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, p
         path = stack_args["path"] if stack_args["path"] != Path(".") else None
         stack, saved = Stack.for_plan_file(plan_file, path=path, state_path=stack_args["state_path"],
                                            policy_files=policy_files)
+        settings().manifest_flags = stack_flags(stack)  # hints name the plan's manifest
         with stack, stack.locked("apply", timeout=lock_timeout):
             _carry_out(stack, saved, parallelism, "Apply", wait=wait)
         return
@@ -188,7 +192,7 @@ def _tell_interrupt(running: list[str]) -> None:
         if address.startswith("FineTuneJob.") and operation.endswith(("(create)", "(update)")):
             err.print(f"  {operation}: training keeps running, detached; apply stops waiting for it. "
                       "The next apply picks it up (and moves deployments to its model once it is "
-                      "trained); `foundryctl destroy --target` stops it.", markup=False)
+                      "trained); " + runnable("`foundryctl destroy --target` stops it."), markup=False)
         else:
             err.print(f"  {operation}: finishing", markup=False)
     err.print("Press Ctrl-C again to exit at once (state stays consistent; the next plan reconciles).")
@@ -199,37 +203,21 @@ def _show_deferred(stack: Stack, result: ApplyResult) -> None:
     if not result.waiting_on and not result.deferred:
         return
     out = console()
-    manifest = _manifest_flags(stack)
     for address, why in result.waiting_on:
         out.print(f"\n{address}: {why}; not waited for.", markup=False)
         if address.startswith("FineTuneJob."):
             name = address.partition(".")[2]
-            out.print(f"  follow it: foundryctl jobs logs {name} --follow{manifest}", markup=False)
+            out.print(runnable(f"  follow it: foundryctl jobs logs {name} --follow"), markup=False)
     if result.deferred:
         out.print("Left for the next apply, once that finishes (what serves now keeps serving): "
                   + ", ".join(op for op, _ in result.deferred), markup=False)
-        out.print(f"  then run: foundryctl apply{manifest}{_var_file_flags(stack)}", markup=False)
-
-
-def _manifest_flags(stack: Stack) -> str:
-    """` -f PATH` as the user can type it from here (nothing for the default, `.`)."""
-    import os
-
-    path = stack.source.get("path")
-    if not path:
-        return ""
-    relative = os.path.relpath(path)
-    return "" if relative == "." else f" -f {relative}"
-
-
-def _var_file_flags(stack: Stack) -> str:
-    import os
-
-    return "".join(f" --var-file {os.path.relpath(f)}" for f in stack.source.get("var_files") or [])
+        out.print(runnable("  then run: foundryctl apply"), markup=False)
 
 
 def _show_endpoints(stack: Stack, plan: Plan) -> None:
     """Where the deployments this apply touched answer, and what they said to a sample question."""
+    from rich.markup import escape
+
     from foundryctl.plan.model import Action
 
     touched = {c.address for c in plan.changes if c.kind == "Deployment"
@@ -238,7 +226,7 @@ def _show_endpoints(stack: Stack, plan: Plan) -> None:
     out = console()
     for record in records:
         out.print(f"\n[bold]{record.address}[/] serves at {record.outputs['endpoint']} "
-                  f"(keys: foundryctl deployments keys {record.name})")
+                  + escape(runnable(f"(keys: foundryctl deployments keys {record.name})")))
         sample = record.outputs.get("sample")
         if sample:
             out.print(f"  Q: {sample['prompt']}", markup=False)
@@ -297,7 +285,7 @@ def _summarise(result: ApplyResult, title: str) -> None:
         hint = getattr(error, "hint", None)
         err.print(f"  {address} ({verb}): {error}", markup=False, style="red")
         if hint:
-            err.print(f"    hint: {hint}", markup=False, style="cyan")
+            err.print(f"    hint: {runnable(hint)}", markup=False, style="cyan")
     if result.not_started:
         err.print(f"  {len(result.not_started)} operation(s) did not start: "
                   + ", ".join(result.not_started[:10]) + (" ..." if len(result.not_started) > 10 else ""),

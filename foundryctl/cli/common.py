@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Settings:
     debug: bool = False
     color: bool | None = None  # None: decide from the terminal and NO_COLOR
+    # The manifest flags of this run (` -f PATH --var-file F ...`), as typed from the cwd;
+    # every `foundryctl ...` hint printed gets them, so that it runs as printed.
+    manifest_flags: str = ""
 
 
 def settings() -> Settings:
@@ -74,9 +78,51 @@ def manifest_options(func: F) -> F:
                 state_path: Path | None, **kwargs: Any) -> Any:
         kwargs["stack_args"] = {"path": manifest, "variables": parse_vars(variables),
                                 "var_files": list(var_files), "state_path": state_path}
+        settings().manifest_flags = manifest_flags(manifest, var_files=var_files, state_path=state_path,
+                                                   variables=variables)
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def manifest_flags(manifest: str | Path | None, *, var_files: Any = (), state_path: str | Path | None = None,
+                   variables: Any = ()) -> str:
+    """` -f PATH --var-file F --state S --var N=V` as the user types them from the cwd
+    (nothing for the defaults: `-f .` and the manifest's own state path)."""
+    import shlex
+
+    def here(path: str | Path) -> str:
+        return shlex.quote(os.path.relpath(path))
+
+    flags = f" -f {here(manifest)}" if manifest and os.path.relpath(manifest) != "." else ""
+    flags += "".join(f" --var-file {here(f)}" for f in var_files or ())
+    flags += f" --state {here(state_path)}" if state_path else ""
+    return flags + "".join(f" --var {shlex.quote(v)}" for v in variables or ())
+
+
+def stack_flags(stack: Stack) -> str:
+    """manifest_flags() of a loaded stack (a saved plan's stack knows where its manifest is)."""
+    source = stack.source
+    return manifest_flags(source.get("path"), var_files=source.get("var_files"),
+                          state_path=source.get("state_path"),
+                          variables=[f"{k}={v}" for k, v in (source.get("variables") or {}).items()])
+
+
+# A command that reads a manifest (so takes -f), up to where it ends in a hint: a closing
+# backtick or parenthesis, a semicolon, a final full stop, or the end of the line.
+_MANIFEST_COMMAND = re.compile(
+    r"\bfoundryctl (?:(?:jobs|deployments|state) [a-z][a-z-]*|validate|plan|apply|destroy|import|graph|chat"
+    r"|force-unlock)(?![\w-])[^`);\n]*?(?=\.?(?:[`);\n]|$))")
+
+
+def runnable(text: str) -> str:
+    """`text` (a hint, a line that names a command) with this run's manifest flags at the end
+    of every `foundryctl COMMAND ...` it names, so that it runs as printed from the cwd."""
+    flags = settings().manifest_flags
+    if not flags or "foundryctl " not in text:
+        return text
+    return _MANIFEST_COMMAND.sub(
+        lambda match: match.group(0) if " -f " in match.group(0) else match.group(0) + flags, text)
 
 
 def lock_timeout_option(func: F) -> F:
@@ -190,7 +236,7 @@ def print_diagnostics(diagnostics: list[Diagnostic], *, summary: bool = False) -
             err.print(f"  {d.position.line:>4} | {escape(line)}", style="dim")
             err.print(" " * (9 + d.position.column - 1) + "^", style=colour)
         if d.hint:
-            err.print(f"  hint: {escape(d.hint)}", style="cyan")
+            err.print(f"  hint: {escape(runnable(d.hint))}", style="cyan")
     if summary:
         errors = sum(1 for d in diagnostics if d.is_error)
         warnings = len(diagnostics) - errors
@@ -231,4 +277,4 @@ def report_error(exc: Exception) -> None:
     err.print(f"[bold red]Error:[/] {escape(prefix + text)}")
     hint = getattr(exc, "hint", None)
     if hint:
-        err.print(f"  hint: {escape(hint)}", style="cyan")
+        err.print(f"  hint: {escape(runnable(hint))}", style="cyan")

@@ -108,14 +108,17 @@ def show_job(stack_args: dict[str, Any], name: str) -> None:
         return
     status = directory.read_status()
     out.print(f"[bold]{record.address}[/]  {directory.state()}  ({record.backend_id})")
-    for key in ("epoch", "epochs", "step", "total_steps", "device", "examples", "loss",
-                "tokens_per_second", "error"):
-        if status.get(key) is not None:
-            out.print(f"  {key} = {status[key]}", markup=False)
+    config = _read_json(directory.config)
+    shown = {**{key: config.get(key) for key in ("base_model", "batch_size", "learning_rate")},
+             **{key: status.get(key) for key in ("epoch", "epochs", "step", "total_steps", "device", "examples",
+                                                 "loss", "tokens_per_second", "error")}}
+    for key, value in shown.items():
+        if value is not None:
+            out.print(f"  {key} = {number_text(key, value)}", markup=False)
     out.print(f"  job_dir = {directory.path}", markup=False)
     for row in directory.read_metrics("eval") + directory.read_metrics("epoch"):
-        values = ", ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "valid_loss", "valid_perplexity",
-                                                          "valid_mean_token_accuracy") if row.get(k) is not None)
+        values = ", ".join(f"{k} {number_text(k, row[k])}" for k in (
+            "train_loss", "valid_loss", "valid_perplexity", "valid_mean_token_accuracy") if row.get(k) is not None)
         out.print(f"  epoch {row['epoch']} (step {row['step']}): {values}", markup=False)
     model = record.outputs.get("model")
     if model:
@@ -157,17 +160,41 @@ def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> No
         return
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    columns = ("type", "epoch", "step", "train_loss", "valid_loss", "valid_perplexity",
-               "valid_mean_token_accuracy", "learning_rate", "tokens_per_second")
-    for column in columns:
-        table.add_column(column)
+    # Short headers so that the table fits 80 columns; json and csv have every field, named in full.
+    table = Table(box=None, pad_edge=False, caption="(all fields, named in full: --format json or csv)",
+                  caption_justify="left")
+    for header, _ in METRIC_COLUMNS:
+        table.add_column(header, no_wrap=True, justify="left" if header == "type" else "right")
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(number_text(key, row.get(key)) for _, key in METRIC_COLUMNS))
     console().print(table)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 else f"{value:.4f}"
-    return "" if value is None else str(value)
+# (header, metrics.jsonl field) of `jobs metrics`' table
+METRIC_COLUMNS = (("type", "type"), ("epoch", "epoch"), ("step", "step"), ("loss", "train_loss"),
+                  ("val_loss", "valid_loss"), ("val_ppl", "valid_perplexity"),
+                  ("val_acc", "valid_mean_token_accuracy"), ("lr", "learning_rate"), ("tok/s", "tokens_per_second"))
+
+
+def number_text(key: str, value: Any) -> str:
+    """A metric as people read it: 4 significant digits, a learning rate in scientific
+    notation, rates and large numbers as whole numbers with thousands separators."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if "learning_rate" in key:
+        return f"{value:.2e}"
+    if isinstance(value, int):
+        return str(value)
+    if "per_second" in key or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}

@@ -18,6 +18,7 @@ from foundryctl.cli.common import (
     manifest_options,
     print_diagnostics,
     print_notices,
+    runnable,
 )
 
 
@@ -86,6 +87,6 @@ def plan(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, po
             save_plan(result, out_file)
             if output_format == "text":
                 console().print(f"\nSaved the plan to {out_file}. Apply exactly this plan with:\n"
-                                f"    foundryctl apply {out_file}", markup=False)
+                                + runnable(f"    foundryctl apply {out_file}"), markup=False)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)

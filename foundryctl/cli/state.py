@@ -15,6 +15,7 @@ from foundryctl.cli.common import (
     lock_timeout_option,
     manifest_options,
     print_notices,
+    runnable,
 )
 
 
@@ -115,7 +116,7 @@ def import_command(stack_args: dict[str, Any], address: str, backend_id: str, lo
         record = stack.import_resource(address, backend_id, lock_timeout=lock_timeout)
         print_notices(stack)
     console().print(f"Import successful! {record.address} is now managed (id {record.backend_id}). "
-                    "Run `foundryctl plan` to see any difference.", markup=False, style="green")
+                    + runnable("Run `foundryctl plan` to see any difference."), markup=False, style="green")
 
 
 @click.command("force-unlock")

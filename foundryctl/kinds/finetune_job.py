@@ -156,6 +156,7 @@ class FineTuneJob(Kind):
         out.extend(region_checks(decl, manifest, spec.project, spec.base_model, "fine-tuned",
                                  "finetune_regions", ("base_model",)))
         out.extend(runner_checks(decl, manifest))
+        out.extend(hyperparameter_checks(decl))
         return out
 
 
@@ -204,6 +205,34 @@ def region_checks(decl: ResourceDecl, manifest: Manifest, project: str, base_mod
     hint = f"move the hub to one of those regions ({entry.regions_source})"  # type: ignore[union-attr]
     severity = Diagnostic.error if on_azure else Diagnostic.warning
     return [severity(message, decl.position_of(path), decl.address, code="region-unavailable", hint=hint)]
+
+
+# Azure accepts a learning_rate_multiplier up to 10, but the catalog's base rates are already
+# tuned fine-tuning rates: beyond these bounds a run tends to diverge (loss spikes, the model
+# babbles) or barely moves, so validate says so while the value is still cheap to change.
+USUAL_LEARNING_RATE_MULTIPLIER = (0.1, 4.0)
+
+
+def hyperparameter_checks(decl: ResourceDecl) -> list[Diagnostic]:
+    """Warnings, at the value, for hyperparameters Azure accepts but that rarely train well."""
+    from foundryctl import catalog
+
+    spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
+    multiplier = spec.hyperparameters.learning_rate_multiplier
+    low, high = USUAL_LEARNING_RATE_MULTIPLIER
+    if low <= multiplier <= high:
+        return []
+    entry = catalog.find_base_model(spec.base_model)
+    base = entry.learning_rate if entry is not None else 1e-4
+    effect = ("is likely to diverge (the loss jumps, answers turn to noise)" if multiplier > high
+              else "barely changes the model")
+    return [Diagnostic.warning(
+        f"learning_rate_multiplier {multiplier:g} gives a learning rate of {base * multiplier:.2g} "
+        f"({multiplier:g} x the base {base:g} of {entry.name if entry else 'models outside the catalog'}), "
+        f"which {effect}; Azure accepts 0-10, but {low:g}-{high:g} is the usual range",
+        decl.position_of(("hyperparameters", "learning_rate_multiplier")), decl.address,
+        code="unusual-hyperparameter",
+        hint="start from 1.0 and change it by a factor of 2 or so when the loss curves call for it")]
 
 
 def runner_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:

@@ -84,11 +84,38 @@ def display_path(path: Path) -> str:
 
 
 def manifest_files(path: Path) -> tuple[list[Path], Path]:
-    """The YAML files a path stands for, and the directory relative paths resolve from."""
+    """The YAML files a path stands for, and the directory relative paths resolve from.
+
+    A directory's YAML files that are plainly not manifest files (a `.pre-commit-hooks.yaml`
+    at a repository root) are skipped, as Terraform skips files that are not `.tf`.
+    """
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-        return files, path
+        return [p for p in _yaml_files(path) if _why_not_manifest(p) is None], path
     return [path], path.parent
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _why_not_manifest(file: Path) -> str | None:
+    """Why a YAML file in a manifest directory is not part of the manifest, or None if it may be:
+    it parses and no document is a mapping with a manifest's top-level key (version, resources...).
+    A file that does not parse is kept, so that a broken manifest file is reported, not ignored."""
+    import yaml
+
+    try:
+        documents = [d for d in yaml.safe_load_all(file.read_bytes().decode("utf-8-sig")) if d is not None]
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return None
+    if not documents:
+        return "it is empty"
+    if any(isinstance(d, dict) and any(key in d for key in TOP_LEVEL_KEYS) for d in documents):
+        return None
+    shapes = {type(d).__name__ for d in documents}
+    if shapes != {"dict"}:
+        return f"it is a YAML {', '.join(sorted(shapes - {'dict'}) or shapes)}, not a mapping"
+    return "it has no top-level key of a manifest, such as version or resources"
 
 
 @dataclass
@@ -150,8 +177,11 @@ class _Loader:
         files, root = manifest_files(path)
         self.root = root
         if not files:
-            raise ManifestError([Diagnostic.error(f"no .yaml or .yml files in directory {path}",
-                                                  code="io")])
+            skipped = [f"{display_path(f)} ({_why_not_manifest(f)})" for f in _yaml_files(path)]
+            raise ManifestError([Diagnostic.error(
+                f"no manifest files in directory {path}"
+                + (f": skipped {', '.join(skipped)}" if skipped else " (no .yaml or .yml files)"),
+                code="io", hint="name the manifest file with -f FILE" if skipped else None)])
         documents = self._read_documents(files)
 
         version: int | None = None

@@ -77,7 +77,7 @@ def _render_changes(out: Text, plan: Plan) -> None:
         return
     out.append("foundryctl will perform the following actions:\n\n", style="bold")
     for change in pending:
-        _change(out, change)
+        _change(out, change, plan)
     add, change_count, destroy = plan.summary
     moved = f"; {len(plan.moves)} to move in state" if plan.moves else ""
     out.append(f"Plan: {add} to add, {change_count} to change, {destroy} to destroy{moved}.\n",
@@ -101,7 +101,7 @@ def _drift_section(out: Text, drift: list[Drift]) -> None:
     out.append("Unless the manifest was changed to match, the plan below reverts them.\n\n", style="dim")
 
 
-def _change(out: Text, change: ResourceChange) -> None:
+def _change(out: Text, change: ResourceChange, plan: Plan) -> None:
     symbol, colour = _SYMBOL[change.action]
     headline = _HEADLINE[change.action]
     if change.state_only:
@@ -109,6 +109,11 @@ def _change(out: Text, change: ResourceChange) -> None:
     reasons = ", ".join(change.reasons)
     out.append(f"  # {change.address} {headline}", style="bold")
     out.append(f" ({reasons})\n" if reasons else "\n", style="dim" if reasons else None)
+    from foundryctl.plan.render_markdown import state_loss  # it imports this module
+
+    lost = state_loss(change, plan)
+    if lost:  # the same warning as the Markdown plan's, where the change is read
+        out.append(f"  # Warning: {lost.replace('`', '')}\n", style="bold red")
     out.append(f"{symbol:>3} ", style=colour)
     out.append(change.address)
     if change.backend_id and change.action is not Action.CREATE:

@@ -72,7 +72,6 @@ class DeploymentHandler(LocalHandler):
             "id": endpoint.id, "status": state, "endpoint": f"http://127.0.0.1:{port}/v1" if port else None,
             "port": port, "model_id": props.get("modelId"), "content_filter": props.get("contentSafetyStatus"),
             "directory": str(directory.path), "log": str(directory.log),
-            "keys": f"foundryctl deployments keys {endpoint.name}",
             "sample": props.get("sample"),
         }
         return Observed(endpoint.id, attributes, outputs)
