@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,3 +195,23 @@ def smollm2_counter(model_cache: Path):
     if not isinstance(counter, TokenizerCounter):
         require(f"SmolLM2's tokenizer is not available: {counter.description}")
     return counter
+
+
+class Runaway(Exception):
+    """A fuzz case ran far past its bound."""
+
+
+@contextlib.contextmanager
+def runaway_guard(seconds: float) -> Iterator[None]:
+    """Abort a case that runs far past its bound (a regression would otherwise hang CI, or
+    grow until the machine runs out of memory, before the time assertion is reached)."""
+    def expire(signum: int, frame: object) -> None:
+        raise Runaway(f"a case ran over {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -11,20 +11,18 @@ deep nesting, BOMs, CRLF, blank lines and invalid UTF-8. Derandomized and bounde
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import runaway_guard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -114,29 +112,10 @@ def jsonl(draw: st.DrawFn) -> bytes:
     return body
 
 
-class Runaway(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def runaway_guard(seconds: float = 10 * SECONDS_PER_FILE) -> Iterator[None]:
-    """Abort a case far past its bound instead of hanging CI."""
-    def expire(signum: int, frame: Any) -> None:
-        raise Runaway(f"a case ran over {seconds:.0f} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def validate_bounded(path: Path, options: ValidationOptions) -> Any:
     """The report, checking CPU time (a run on its own) and memory (a second run under
     tracemalloc, which slows it several times)."""
-    with runaway_guard():
+    with runaway_guard(10 * SECONDS_PER_FILE):
         started = time.process_time()
         report = validate_dataset(path, options)
         elapsed = time.process_time() - started

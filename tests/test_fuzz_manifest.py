@@ -10,20 +10,19 @@ runs the same few hundred cases in seconds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import runaway_guard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -140,30 +139,10 @@ def raw_bytes(draw: st.DrawFn) -> bytes:
 MANIFESTS = st.one_of(structured(), deep(), alias_bomb(), hostile_scalars(), raw_bytes())
 
 
-class Runaway(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def runaway_guard(seconds: float = 10 * SECONDS_PER_CASE) -> Iterator[None]:
-    """Abort a case that runs far past its bound (a regression would otherwise hang CI, or
-    grow until the machine runs out of memory, before the time assertion is reached)."""
-    def expire(signum: int, frame: Any) -> None:
-        raise Runaway(f"a case ran over {seconds:.0f} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def measured(call: Callable[[], Any]) -> tuple[float, int, Any]:
     """(CPU seconds, peak bytes allocated, result) of `call`: timed on its own, then run again
     under tracemalloc (which slows it several times) for the memory."""
-    with runaway_guard():
+    with runaway_guard(10 * SECONDS_PER_CASE):
         started = time.process_time()
         result = call()
         elapsed = time.process_time() - started

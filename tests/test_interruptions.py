@@ -17,17 +17,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import Project, cli_env, start_cli
-from test_finetune_job import finetune_project, smollm2, wait_for  # noqa: F401 (a fixture)
+from test_finetune_job import finetune_project, record, smollm2, wait_for  # noqa: F401 (a fixture)
 
 from foundryctl.training.jobdir import JobDir, pid_alive
 
 JOB = "FineTuneJob.xbox-agent"
+DEPLOYMENT_ADDRESS = "Deployment.xbox-bot"
 DEPLOYMENT = """
   - kind: Deployment
     name: xbox-bot
@@ -65,16 +66,8 @@ def retrain(project: Project) -> None:
     project.edit(f"learning_rate_multiplier: {old}\n", f"learning_rate_multiplier: {old + 1}\n")
 
 
-def record(project: Project, address: str = "Deployment.xbox-bot"):
-    store = project.state()
-    try:
-        return store.get(address)
-    finally:
-        store.close()
-
-
 def served_model(project: Project) -> str:
-    return record(project).outputs["model_id"]
+    return record(project, DEPLOYMENT_ADDRESS).outputs["model_id"]
 
 
 def new_run(project: Project) -> JobDir:
@@ -86,13 +79,28 @@ def training_step(directory: JobDir, at_least: int) -> bool:
     return (directory.read_status().get("step") or 0) >= at_least and directory.state() == "Running"
 
 
+def interrupted_apply(project: Project, interrupt: Callable[[subprocess.Popen], None], *args: str,
+                      timeout: float = 60) -> tuple[subprocess.Popen, str, str]:
+    """Start `apply ARGS` (default: the manifest, auto-approved), let the new run train two
+    steps, `interrupt` it, and wait for apply to end: (process, stdout, stderr)."""
+    apply = start_cli("apply", *args, cwd=project.root) if args else project.start("apply", "--auto-approve")
+    try:
+        wait_for(lambda: training_step(new_run(project), 2), 600, "the new run to train")
+        interrupt(apply)
+        out, err = apply.communicate(timeout=timeout)
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+    return apply, out, err
+
+
 @contextmanager
 def probing(project: Project) -> Iterator[dict]:
     """Call the endpoint nonstop (a chat completion, then which model serves); yields what
     it saw: `models` in order, `failures`."""
     import openai
 
-    endpoint = record(project).outputs["endpoint"]
+    endpoint = record(project, DEPLOYMENT_ADDRESS).outputs["endpoint"]
     keys = json.loads(project.cli("deployments", "keys", "xbox-bot", "--format", "json").stdout)
     client = openai.OpenAI(base_url=endpoint, api_key=keys["key1"], max_retries=0, timeout=120)
     seen: dict = {"models": [], "failures": [], "answers": 0}
@@ -146,17 +154,15 @@ def test_ctrl_c_tells_what_winds_down_and_one_apply_converges(deployed: Project)
     old_model = served_model(deployed)
     retrain(deployed)
     with probing(deployed) as seen:
-        apply = deployed.start("apply", "--auto-approve")
-        try:
-            wait_for(lambda: training_step(new_run(deployed), 2), 600, "the new run to train")
-            directory = new_run(deployed)
-            trainer = directory.read_status()
+        trainer: dict = {}
+
+        def ctrl_c(apply: subprocess.Popen) -> None:
+            trainer.update(new_run(deployed).read_status())
+            trainer["interrupted_at"] = time.monotonic()
             apply.send_signal(signal.SIGINT)
-            started = time.monotonic()
-            out, err = apply.communicate(timeout=60)
-        finally:
-            if apply.poll() is None:
-                apply.kill()
+
+        apply, out, err = interrupted_apply(deployed, ctrl_c)
+        started = trainer["interrupted_at"]
         # It stopped waiting at once: training runs on, detached.
         assert time.monotonic() - started < 30
         assert apply.returncode == 130, (out, err)
@@ -201,14 +207,7 @@ def test_a_killed_apply_is_finished_by_one_apply(deployed: Project) -> None:
     old_model = served_model(deployed)
     retrain(deployed)
     with probing(deployed) as seen:
-        apply = deployed.start("apply", "--auto-approve")
-        try:
-            wait_for(lambda: training_step(new_run(deployed), 2), 600, "the new run to train")
-            apply.kill()
-            apply.communicate(timeout=30)
-        finally:
-            if apply.poll() is None:
-                apply.kill()
+        interrupted_apply(deployed, lambda apply: apply.kill(), timeout=30)
         assert served_model(deployed) == old_model
         converges(deployed, seen, old_model)
 
@@ -217,15 +216,10 @@ def test_a_killed_trainer_fails_apply_and_one_apply_resumes_and_converges(deploy
     old_model = served_model(deployed)
     retrain(deployed)
     with probing(deployed) as seen:
-        apply = deployed.start("apply", "--auto-approve")
-        try:
-            wait_for(lambda: training_step(new_run(deployed), 2), 600, "the new run to train")
-            trainer = new_run(deployed).read_status()
-            os.killpg(trainer["pid"], signal.SIGKILL)
-            out, err = apply.communicate(timeout=120)
-        finally:
-            if apply.poll() is None:
-                apply.kill()
+        def kill_trainer(apply: subprocess.Popen) -> None:
+            os.killpg(new_run(deployed).read_status()["pid"], signal.SIGKILL)
+
+        apply, out, err = interrupted_apply(deployed, kill_trainer, timeout=120)
         assert apply.returncode == 1, (out, err)
         assert "training interrupted" in err, err
         assert served_model(deployed) == old_model
@@ -273,14 +267,8 @@ def test_saved_plan_of_a_replacement_resumed_after_ctrl_c(deployed: Project) -> 
     retrain(deployed)
     assert deployed.cli("plan", "--out", "retrain.plan").code == 0
     with probing(deployed) as seen:
-        apply = start_cli("apply", "retrain.plan", cwd=deployed.root)
-        try:
-            wait_for(lambda: training_step(new_run(deployed), 2), 600, "the new run to train")
-            apply.send_signal(signal.SIGINT)
-            out, err = apply.communicate(timeout=60)
-        finally:
-            if apply.poll() is None:
-                apply.kill()
+        apply, out, err = interrupted_apply(deployed, lambda apply: apply.send_signal(signal.SIGINT),
+                                            "retrain.plan")
         assert apply.returncode == 130, (out, err)
         converges(deployed, seen, old_model)
 

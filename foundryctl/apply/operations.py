@@ -76,7 +76,8 @@ def operations(changes: list[ResourceChange]) -> tuple[list[Operation], dict[Ope
     # An old object of a create-before-destroy replace, of this apply or left by an earlier
     # one that stopped (Ctrl-C, a kill, --no-wait), goes only after the object now at its
     # address exists and everything that pointed at it has moved to that one.
-    old = {base: [d for d in ops_ if d.address != base or _cbd(changes, base)]
+    replaced_first = {c.address for c in changes if c.action is Action.REPLACE and c.create_before_destroy}
+    old = {base: [d for d in ops_ if d.address != base or base in replaced_first]
            for base, ops_ in deletes_at.items()}
     for change in changes:
         a = change.address
@@ -90,7 +91,3 @@ def operations(changes: list[ResourceChange]) -> tuple[list[Operation], dict[Ope
                 waits[delete].add(creates[a])
     return ops, waits
 
-
-def _cbd(changes: list[ResourceChange], address: str) -> bool:
-    return any(c.address == address and c.action is Action.REPLACE and c.create_before_destroy
-               for c in changes)
