@@ -282,3 +282,22 @@ def test_the_azure_route(served) -> None:
 def test_the_docs_say_the_limits(served) -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "deployments.md").read_text()
     assert f"{MAX_BODY_BYTES // 2**20} MiB" in docs
+
+
+def test_the_sampler_applies_bias_and_penalties_as_openai_defines_them() -> None:
+    import torch
+
+    from foundryctl.serving.sampling import RowSampling, adjust, pick
+
+    logits = torch.zeros(2, 5)
+    row = RowSampling(0.0, 1.0, None, logit_bias={4: 3.0}, presence_penalty=0.5, frequency_penalty=0.25)
+    row.seen.update({1: 2, 2: 1})
+    plain = RowSampling(0.0, 1.0, None)
+    adjusted = adjust(logits, [row, plain])
+    assert adjusted[0].tolist() == [0.0, -1.0, -0.75, 0.0, 3.0] and adjusted[1].tolist() == [0.0] * 5
+    assert logits.abs().sum() == 0  # the model's logits are left alone
+    tokens, logprobs = pick(logits, [row, RowSampling(0.0, 1.0, None, logprobs=2)])
+    assert tokens == [4, 0] and logprobs[0] is None
+    chosen, top = logprobs[1]
+    assert abs(chosen - torch.log(torch.tensor(0.2)).item()) < 1e-6 and len(top) == 2
+    assert row.seen[4] == 1  # the chosen token now counts for the penalties

@@ -41,6 +41,8 @@ DRAIN_TIMEOUT = 300.0
 # big is parsed and tokenised before it is refused for its length.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 JSON_TYPES = ("application/json",)
+INLINE_FILTER_CHARS = 16_384  # longer texts are classified in a thread
+HUNG_UP = "foundryctl.hung_up"  # set in the ASGI scope when the client left before its answer ended
 
 
 def _no_constant(name: str) -> Any:
@@ -336,11 +338,14 @@ class _Measure:
 
         try:
             await self.app(scope, listen, watch)
+        except asyncio.CancelledError:  # the server cancels a request whose client left
+            hung_up = True
+            raise
         finally:
             route = getattr(scope.get("route"), "path", None)
             if route and (route.startswith(("/v1/", "/openai/")) or "chat/completions" in route):
                 # a client that hung up before the answer ended is nginx's 499, not a server error
-                code = CLIENT_CLOSED if hung_up and not complete else status
+                code = CLIENT_CLOSED if hung_up or scope.get(HUNG_UP) else status
                 self.metrics.observe_request(route, code, time.perf_counter() - started)
 
 
@@ -380,15 +385,17 @@ async def _cancel_on_disconnect(http: Request, choices: list[Any]) -> None:
     """A client that hangs up on a non-streamed request frees its batch rows at once."""
     while not await http.is_disconnected():
         await asyncio.sleep(0.5)
+    http.scope[HUNG_UP] = True
     for each in choices:
         each.handle.cancel()
 
 
 async def _classify(runtime: Runtime, function: Callable[..., Any], *args: Any) -> Any:
-    """Run a filter step: inline for the offline rules (microseconds), in a thread for a
-    network classifier so the event loop keeps serving."""
+    """Run a filter step: inline for the offline rules on a short text (microseconds), in a
+    thread for a long one or a network classifier, so the event loop keeps serving."""
+    size = sum(len(arg) for arg in args if isinstance(arg, str))
     try:
-        if runtime.classifier.name == "offline":
+        if runtime.classifier.name == "offline" and size < INLINE_FILTER_CHARS:
             return function(*args)
         return await asyncio.to_thread(function, *args)
     except ContentFilterUnavailable as exc:
@@ -554,6 +561,7 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
         for each in choices:
             yield sse(protocol.chunk(**common, delta={"role": "assistant", "content": ""}, index=each.index,
                                      **({} if azure or each.index else {"prompt_filter_results": prompt_filter})))
+        ended = False
         try:
             async for kind, each, value in run():
                 if kind == "text":
@@ -567,9 +575,13 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
             used_prompt, used_completion = account()
             if include_usage:
                 yield sse(protocol.chunk(**common, usage=protocol.usage(used_prompt, used_completion)))
+            ended = True
         except RequestError as exc:  # headers are sent: report in the stream, as OpenAI does
+            ended = True
             yield sse(exc.body)
         finally:
+            if not ended:  # the generator was closed: the client hung up mid-stream
+                http.scope[HUNG_UP] = True
             cancel_all()  # also when the client disconnects mid-stream
             runtime.inflight -= 1
         yield b"data: [DONE]\n\n"
