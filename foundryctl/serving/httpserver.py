@@ -17,7 +17,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE_TIMEOUT = 5
 # The largest header block h11 buffers before answering 400.
-MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class HeaderTimeoutProtocol(H11Protocol):
