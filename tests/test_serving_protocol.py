@@ -207,6 +207,13 @@ def test_admin_reload_with_a_malformed_body_is_400(served) -> None:
     admin = {"X-Foundryctl-Admin": directory.admin_token(), "Content-Type": "application/json"}
     for body in (b"{oops", b"[1, 2]", b'{"port": "x", "deployment": 3, "nonsense": []}', b'"text"'):
         assert_openai_error(client.post("/admin/reload", content=body, headers=admin), 400)
+    # a config of the wrong types is named, not handed to the filter or the model loader (a 500)
+    config = directory.read_config().to_dict()
+    for change, param in (({"content_filter": "oops"}, "content_filter"), ({"max_batch_size": "x"}, "max_batch_size"),
+                          ({"model_dir": 5}, "model_dir"), ({"port": True}, "port")):
+        body = json.dumps({**config, **change}).encode()
+        assert assert_openai_error(client.post("/admin/reload", content=body, headers=admin), 400)["param"] == param
+    assert client.post("/admin/reload", content=json.dumps(config).encode(), headers=admin).status_code == 200
 
 
 def test_parameters_reach_the_engine(served) -> None:

@@ -15,12 +15,13 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import MISSING, dataclass, fields, replace
+from typing import Any, get_type_hints
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ConfigDict, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from foundryctl.serving import protocol
@@ -61,6 +62,25 @@ def check_content_type(request: Request) -> None:
     kind = request.headers.get("content-type")
     if kind is not None and kind.split(";")[0].strip().lower() not in JSON_TYPES:
         raise RequestError(415, f"the body must be application/json, not {kind!r}", code="unsupported_media_type")
+
+
+# A reload body's fields, strictly typed: ServerConfig itself checks nothing, and a wrong type
+# would only fail deep in the filter or the model loader (a 500).
+_CONFIG_SHAPE = create_model(
+    "ServerConfigShape", __config__=ConfigDict(strict=True, extra="ignore"),
+    **{f.name: (hint, ... if f.default is MISSING and f.default_factory is MISSING else None)
+       for f, hint in ((f, get_type_hints(ServerConfig)[f.name]) for f in fields(ServerConfig))})
+
+
+def check_server_config(body: dict[str, Any]) -> None:
+    """A 400 naming the field when `body` is not a server config."""
+    try:
+        _CONFIG_SHAPE.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise RequestError(400, f"not a server config: {where}: {first['msg']}",
+                           param=str(first["loc"][0]) if first["loc"] else None) from None
 
 
 @dataclass
@@ -144,7 +164,7 @@ class Server:
                 raise RequestError(400, "the port cannot change by reload; restart the server", param="port")
             try:
                 policy, classifier = filter_parts(config.content_filter, self.directory)
-            except ValueError as exc:
+            except (TypeError, ValueError, AttributeError) as exc:  # a setting of the wrong shape
                 raise RequestError(400, f"content_filter: {exc}", param="content_filter") from None
             keys = key_digests(self.directory.keys())
             swapped = not config.same_model(old.config)
@@ -270,10 +290,8 @@ def create_app(directory: DeploymentDir, runtime: Runtime,
         body = parse_json(raw) if raw else {}
         if not isinstance(body, dict):
             raise RequestError(400, "the body must be a JSON object: a server config")
-        try:
-            ServerConfig.from_dict(body) if body else None
-        except (TypeError, ValueError) as exc:
-            raise RequestError(400, f"not a server config: {exc}") from None
+        if body:
+            check_server_config(body)
         return JSONResponse(await server.reload(body))
 
     async def chat_completions(request: Request) -> Response:
