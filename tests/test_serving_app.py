@@ -89,8 +89,9 @@ def test_sse_framing_matches_azure_openai(server) -> None:
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
-    assert chunks[0]["choices"] == [] and chunks[0]["prompt_filter_results"][0]["prompt_index"] == 0
-    assert chunks[1]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    # on /v1 every chunk but the usage one has choices[0]: the prompt filter rides on the first
+    assert chunks[0]["prompt_filter_results"][0]["prompt_index"] == 0
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     final = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert len(final) == 1 and final[0]["choices"][0]["finish_reason"] == "length"
     assert set(final[0]["choices"][0]["content_filter_results"]) == {"hate", "sexual", "violence", "self_harm"}
@@ -116,14 +117,15 @@ def test_the_same_seed_gives_the_same_sampled_answer(server) -> None:
     (b"{not json", 400, "not JSON"),
     ({"messages": []}, 400, "messages"),
     ({"messages": [{"role": "robot", "content": "hi"}]}, 400, "role"),
-    ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n=1"),
+    ({"messages": [{"role": "user", "content": "hi"}], "n": 17}, 400, "n"),
     ({"messages": [{"role": "user", "content": "hi"}], "temperature": 3}, 400, "temperature"),
     ({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}, 400, "tools"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, "text"),
     ({"messages": [{"role": "user", "content": "word " * 9000}]}, 400, "context"),
     ({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}, 400,
      "response_format"),
-    ({"messages": [{"role": "user", "content": "hi"}], "logprobs": True}, 400, "logprobs"),
+    ({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400, "logprobs"),
+    ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"999999": 5}}, 400, "vocabulary"),
 ])
 def test_bad_requests_get_openai_style_errors(server, body, status, fragment) -> None:
     code, raw = call(server, "/v1/chat/completions", body)
@@ -266,3 +268,141 @@ def test_a_client_that_hangs_up_frees_its_batch_row(server) -> None:
     while json.loads(call(server, "/health", key=None)[1])["active"] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert json.loads(call(server, "/health", key=None)[1])["active"] == 0
+
+
+def test_a_hung_up_client_is_counted_as_499_and_latency_families_are_exported(server) -> None:
+    metrics = call(server, "/metrics", key=None)[1].decode()  # after the hang-up above
+    assert 'foundryctl_requests_total{code="499",route="/v1/chat/completions"}' in metrics, metrics
+    assert 'code="500"' not in metrics
+    for family in ("foundryctl_request_duration_seconds", "foundryctl_time_to_first_token_seconds",
+                   "foundryctl_queue_time_seconds", "foundryctl_inter_token_latency_seconds",
+                   "foundryctl_request_prompt_tokens", "foundryctl_request_generation_tokens"):
+        assert f"{family}_bucket" in metrics and f"{family}_count" in metrics, family
+    assert "foundryctl_inter_token_latency_seconds_count 0.0" not in metrics
+
+
+def tokenizer_of(server):
+    from transformers import AutoTokenizer
+
+    directory, _ = server
+    return AutoTokenizer.from_pretrained(directory.read_config().model_dir)
+
+
+def test_logprobs_are_consistent_with_the_greedy_answer(server) -> None:
+    import math
+
+    status, body = chat(server, max_tokens=12, logprobs=True, top_logprobs=5)
+    assert status == 200
+    choice = body["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert len(content) == body["usage"]["completion_tokens"] == 12
+    assert "".join(e["token"] for e in content) == choice["message"]["content"]
+    for entry in content:
+        top = entry["top_logprobs"]
+        assert len(top) == 5 and [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+        assert top[0]["token"] == entry["token"] and top[0]["logprob"] == entry["logprob"] <= 0  # greedy
+        assert entry["bytes"] == list(entry["token"].encode())
+    assert math.isfinite(sum(e["logprob"] for e in content))
+
+
+def test_logit_bias_against_the_greedy_token_changes_it(server) -> None:
+    _, plain = chat(server, max_tokens=6, logprobs=True)
+    first = plain["choices"][0]["logprobs"]["content"][0]["token"]
+    token_id = tokenizer_of(server).encode(first, add_special_tokens=False)[0]
+    _, biased = chat(server, max_tokens=6, logprobs=True, logit_bias={str(token_id): -100})
+    assert biased["choices"][0]["logprobs"]["content"][0]["token"] != first
+    _, boosted = chat(server, max_tokens=3, logit_bias={str(token_id): 100})
+    assert tokenizer_of(server).encode(boosted["choices"][0]["message"]["content"], add_special_tokens=False) == \
+        [token_id] * 3
+
+
+def test_penalties_change_a_repetitive_answer(server) -> None:
+    settings = {"max_tokens": 48, "content": "List the numbers from 1 to 30, comma separated."}
+    _, plain = chat(server, **settings)
+    _, penalised = chat(server, **settings, frequency_penalty=2.0)
+    assert penalised["choices"][0]["message"]["content"] != plain["choices"][0]["message"]["content"]
+    # the counting answer is too sure of each number for a flat penalty: free text repeats words
+    _, plain = chat(server, max_tokens=48)
+    _, present = chat(server, max_tokens=48, presence_penalty=2.0)
+    assert present["choices"][0]["message"]["content"] != plain["choices"][0]["message"]["content"]
+
+
+def test_n_choices_streamed_and_not(server) -> None:
+    import openai
+
+    directory, port = server
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=directory.keys()["key1"], max_retries=0)
+    answer = client.chat.completions.create(model="bot", messages=[{"role": "user", "content": QUESTION}], n=3,
+                                            temperature=1.0, seed=5, max_tokens=10)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    assert len({c.message.content for c in answer.choices}) > 1
+    assert answer.usage.completion_tokens == 30
+    text = {0: "", 1: "", 2: ""}
+    for chunk in client.chat.completions.create(model="bot", messages=[{"role": "user", "content": QUESTION}], n=3,
+                                                temperature=1.0, seed=5, max_tokens=10, stream=True):
+        text[chunk.choices[0].index] += chunk.choices[0].delta.content or ""
+    assert [text[i] for i in range(3)] == [c.message.content for c in answer.choices]
+
+
+def test_a_huge_seed_is_400_and_the_connection_stays_usable(server) -> None:
+    import openai
+
+    directory, port = server
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=directory.keys()["key1"], max_retries=0)
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="bot", messages=[{"role": "user", "content": "hi"}], seed=2**63,
+                                       temperature=1.0, max_tokens=2)
+    assert bad.value.body["param"] == "seed"
+    answer = client.chat.completions.create(model="bot", messages=[{"role": "user", "content": "hi"}], seed=-1,
+                                            temperature=1.0, max_tokens=2)
+    assert answer.choices[0].message.content is not None
+
+
+def test_health_answers_while_a_huge_prompt_is_tokenised(server) -> None:
+    import time
+
+    from foundryctl.serving.app import MAX_BODY_BYTES
+
+    result: list[int] = []
+    big = {"messages": [{"role": "user", "content": "word " * ((MAX_BODY_BYTES - 200) // 5)}], "max_tokens": 1}
+    worker = threading.Thread(target=lambda: result.append(call(server, "/v1/chat/completions", big)[0]))
+    worker.start()
+    delays = []
+    while worker.is_alive() and len(delays) < 40:
+        started = time.monotonic()
+        assert call(server, "/health", key=None)[0] == 200
+        delays.append(time.monotonic() - started)
+        time.sleep(0.1)
+    worker.join()
+    assert result == [400]  # longer than the context
+    assert len(delays) >= 3 and max(delays) < 1.0, delays
+
+
+def test_a_connection_that_never_ends_its_headers_is_closed(server) -> None:
+    import socket
+    import time
+
+    from foundryctl.serving.httpserver import HEADER_TIMEOUT
+
+    _, port = server
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.settimeout(HEADER_TIMEOUT + 10)
+        started = time.monotonic()
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(3):  # a byte now and then does not keep it open
+            time.sleep(1)
+            connection.sendall(b"X")
+        assert connection.recv(1024) == b""
+        assert time.monotonic() - started < HEADER_TIMEOUT + 5
+
+
+def test_a_key_in_a_query_string_stays_out_of_the_log(server) -> None:
+    import time
+
+    directory, _ = server
+    secret = directory.keys()["key2"]
+    call(server, f"/v1/models?api-key={secret}&sig=abc123def", key=None)
+    time.sleep(0.5)
+    log = directory.log.read_text()
+    assert "/v1/models?api-key=***&sig=***" in log
+    assert secret not in log and "abc123def" not in log

@@ -19,6 +19,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -45,13 +46,19 @@ class SamplingParams:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)  # up to 4 strings; output never contains them
     seed: int | None = None
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> -100..100
+    presence_penalty: float = 0.0  # -2..2
+    frequency_penalty: float = 0.0  # -2..2
+    logprobs: int | None = None  # None: no logprobs; k (0..20): the chosen token's and the top k
 
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of completion text."""
+    """A piece of completion text; `tokens` is how many tokens were generated when it was sent
+    (the text of the tokens up to there, less what a stop string or a split character holds back)."""
 
     text: str
+    tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,10 @@ Event = Delta | Finished | Failed
 
 class EngineError(ValueError):
     """A bad request: invalid messages or parameters, a prompt too long, a chat template error."""
+
+    def __init__(self, message: str, param: str = "messages"):
+        super().__init__(message)
+        self.param = param
 
 
 class GenerationFailed(RuntimeError):
@@ -93,6 +104,9 @@ class RequestHandle:
         self._wake = wake
         self.canceled = False
         self.token_ids: list[int] = []  # generated so far (the worker appends to it)
+        self.logprobs: list[Any] = []  # sampling.TokenLogprob per token, when asked for
+        self.submitted_at = time.perf_counter()
+        self.admitted_at: float | None = None  # when it left the queue for the batch
 
     def cancel(self) -> None:
         if not self.canceled:
@@ -136,20 +150,29 @@ def check_params(params: Any) -> SamplingParams:
 
     if params.max_tokens is not None and (not isinstance(params.max_tokens, int) or isinstance(params.max_tokens, bool)
                                           or params.max_tokens < 1):
-        raise EngineError(f"max_tokens must be an integer of at least 1, not {params.max_tokens!r}")
+        raise EngineError(f"max_tokens must be an integer of at least 1, not {params.max_tokens!r}", param="max_tokens")
     if not number(params.temperature) or not 0 <= params.temperature <= 2:
-        raise EngineError(f"temperature must be between 0 and 2, not {params.temperature!r}")
+        raise EngineError(f"temperature must be between 0 and 2, not {params.temperature!r}", param="temperature")
     if not number(params.top_p) or not 0 < params.top_p <= 1:
-        raise EngineError(f"top_p must be greater than 0 and at most 1, not {params.top_p!r}")
+        raise EngineError(f"top_p must be greater than 0 and at most 1, not {params.top_p!r}", param="top_p")
     stop = [params.stop] if isinstance(params.stop, str) else params.stop
     if stop is None:
         stop = []
     if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) and s for s in stop):
-        raise EngineError("stop must be a list of non-empty strings")
+        raise EngineError("stop must be a list of non-empty strings", param="stop")
     if len(stop) > MAX_STOPS:
-        raise EngineError(f"at most {MAX_STOPS} stop strings, not {len(stop)}")
-    if params.seed is not None and (not isinstance(params.seed, int) or isinstance(params.seed, bool)):
-        raise EngineError(f"seed must be an integer, not {params.seed!r}")
+        raise EngineError(f"at most {MAX_STOPS} stop strings, not {len(stop)}", param="stop")
+    if params.seed is not None and (not isinstance(params.seed, int) or isinstance(params.seed, bool)
+                                    or not -2**63 <= params.seed < 2**63):
+        raise EngineError(f"seed must be a 64-bit integer, not {params.seed!r}", param="seed")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if not number(getattr(params, name)) or not -2 <= getattr(params, name) <= 2:
+            raise EngineError(f"{name} must be between -2 and 2, not {getattr(params, name)!r}", param=name)
+    if not isinstance(params.logit_bias, dict) or not all(
+            isinstance(k, int) and k >= 0 and number(v) and -100 <= v <= 100 for k, v in params.logit_bias.items()):
+        raise EngineError("logit_bias must map token ids to numbers between -100 and 100", param="logit_bias")
+    if params.logprobs is not None and (not isinstance(params.logprobs, int) or not 0 <= params.logprobs <= 20):
+        raise EngineError(f"top_logprobs must be between 0 and 20, not {params.logprobs!r}", param="top_logprobs")
     return replace(params, stop=list(stop), temperature=float(params.temperature), top_p=float(params.top_p))
 
 
@@ -308,6 +331,11 @@ class Engine:
         from foundryctl.serving.sampling import RowSampling
 
         params = check_params(params)
+        vocabulary = self.vocabulary_size
+        unknown = [token for token in params.logit_bias if token >= vocabulary]
+        if unknown:
+            raise EngineError(f"logit_bias: token {unknown[0]} is not in the vocabulary (ids 0 to {vocabulary - 1})",
+                              param="logit_bias")
         prompt = self.prompt_tokens(messages)
         if len(prompt) > self.context_length - 1:
             raise EngineError(f"prompt is {len(prompt)} tokens; the model's context is {self.context_length}")
@@ -321,7 +349,8 @@ class Engine:
                 generator.manual_seed(params.seed)
         handle = RequestHandle(self._wake)
         request = _Request(prompt, min(params.max_tokens or room, room), on_event, handle,
-                           RowSampling(params.temperature, params.top_p, generator),
+                           RowSampling(params.temperature, params.top_p, generator, dict(params.logit_bias),
+                                       params.presence_penalty, params.frequency_penalty, params.logprobs),
                            Detokenizer(self.tokenizer, self.window_decode), StopMatcher(params.stop))
         with self._wake:
             stopped = self._stopping
@@ -371,6 +400,13 @@ class Engine:
 
         return pieces()
 
+    @property
+    def vocabulary_size(self) -> int:
+        """The number of logits per step (token ids run from 0 to this, less one)."""
+        embeddings = self.model.get_output_embeddings()
+        weight = getattr(embeddings, "weight", None)
+        return int(weight.shape[0]) if weight is not None else int(self.model.config.vocab_size)
+
     def stats(self) -> dict:
         with self._wake:
             return {"active": self._active, "queued": len(self._queue), "max_batch_size": self.max_batch_size}
@@ -408,6 +444,7 @@ class Engine:
                     if self.continuous or not self._batch.rows:
                         while self._queue and len(self._batch.rows) + len(admitted) < self.max_batch_size:
                             admitted.append(self._queue.popleft())
+                            admitted[-1].handle.admitted_at = time.perf_counter()
                     self._active = len(self._batch.rows) + len(admitted)
                 try:
                     for request in dropped:
@@ -459,19 +496,19 @@ class Engine:
     def _admit(self, requests: list[_Request]) -> None:
         import torch
 
-        from foundryctl.serving.sampling import choose_tokens
+        from foundryctl.serving.sampling import pick
 
         for group in prefill_groups([len(r.prompt) for r in requests]):
             rows = [requests[i] for i in group]
             try:
                 cache, mask, logits = self._prefill(rows)
-                tokens = choose_tokens(logits, [r.sampling for r in rows])
+                tokens, logprobs = pick(logits, [r.sampling for r in rows])
             except Exception as exc:
                 log.exception("prefill failed")
                 for row in rows:
                     self._fail(row, f"prefill failed: {exc}")
                 continue
-            self._advance(rows, tokens)
+            self._advance(rows, tokens, logprobs)
             keep = [i for i, row in enumerate(rows) if not row.done]
             if not keep:
                 continue
@@ -508,20 +545,20 @@ class Engine:
         """One decoding step of the whole batch."""
         import torch
 
-        from foundryctl.serving.sampling import choose_tokens
+        from foundryctl.serving.sampling import pick
 
         batch = self._batch
         try:
             batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
             logits = self._forward(batch.last[:, None], batch.mask, batch.positions[:, None], batch.cache)
             batch.positions = batch.positions + 1
-            tokens = choose_tokens(logits, [r.sampling for r in batch.rows])
+            tokens, logprobs = pick(logits, [r.sampling for r in batch.rows])
         except Exception as exc:  # the cache may be half-updated: every row in it fails
             log.exception("decoding step failed")
             self._fail_batch(f"generation failed: {exc}")
             return
         batch.last = torch.tensor(tokens, device=self.device)
-        self._advance(batch.rows, tokens)
+        self._advance(batch.rows, tokens, logprobs)
 
     def _prune(self) -> None:
         """Drop finished and canceled rows from the batch, then tell the canceled ones."""
@@ -541,8 +578,10 @@ class Engine:
 
     # -- per-request bookkeeping -----------------------------------------------------------------
 
-    def _advance(self, rows: list[_Request], tokens: list[int]) -> None:
-        for row, token in zip(rows, tokens):
+    def _advance(self, rows: list[_Request], tokens: list[int], logprobs: list[Any]) -> None:
+        for row, token, logprob in zip(rows, tokens, logprobs):
+            if logprob is not None:
+                row.handle.logprobs.append(logprob)
             try:
                 self._take(row, token)
             except Exception as exc:  # only this request is affected
@@ -557,7 +596,7 @@ class Engine:
             return
         text, stopped = row.matcher.feed(row.decoder.push(token))
         if text:
-            self._emit(row, Delta(text))
+            self._emit(row, Delta(text, len(row.handle.token_ids)))
         if stopped:
             self._finish(row, "stop", cut=True)
         elif len(row.handle.token_ids) >= row.max_new:
@@ -571,7 +610,7 @@ class Engine:
             else:
                 text += row.matcher.flush()
             if text:
-                self._emit(row, Delta(text))
+                self._emit(row, Delta(text, len(row.handle.token_ids)))
         row.done = True
         self._emit(row, Finished(reason, len(row.prompt), len(row.handle.token_ids)))
 

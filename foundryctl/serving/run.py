@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             app.state.server.runtime.engine.close()
             directory.write_status(state="Stopped")
 
-    server = Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="info",
-                                   timeout_graceful_shutdown=30, log_config=None))
+    from foundryctl.serving.httpserver import config as http_config
+
+    server = Server(http_config(app, config.port))
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot bind
