@@ -1,55 +1,146 @@
-"""A self-contained HTML training report: loss curves (inline SVG), the final metrics, the
-configuration. No plotting library, no external assets: the file opens anywhere."""
+"""A self-contained HTML training report: when the run ran and for how long, loss and
+learning-rate curves over steps with epoch markers (inline SVG), the evaluations, sample
+answers before and after training, the configuration. No plotting library, no external
+assets: the file opens anywhere."""
 
 from __future__ import annotations
 
 import html
 import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from foundryctl.training.jobdir import JobDir
 
-WIDTH, HEIGHT, PAD = 720, 300, 48
+WIDTH, HEIGHT = 720, 300
+LEFT, RIGHT, TOP, BOTTOM = 72, 24, 32, 44  # room for tick labels and the axis titles
 
 
-def _polyline(points: list[tuple[float, float]], x_max: float, y_min: float, y_max: float,
-              colour: str, dots: bool = False) -> str:
-    if not points:
-        return ""
-    span = (y_max - y_min) or 1.0
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering [low, high]."""
+    if high <= low:
+        high = low + (abs(low) or 1.0) * 0.1
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step) * step
+    ticks = []
+    value = first
+    while value < high + step * 0.5:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
 
-    def xy(x: float, y: float) -> tuple[float, float]:
-        return (PAD + (WIDTH - 2 * PAD) * x / (x_max or 1),
-                HEIGHT - PAD - (HEIGHT - 2 * PAD) * (y - y_min) / span)
 
-    coords = [xy(x, y) for x, y in points]
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-    out = f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
-    if dots:
-        out += "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>' for x, y in coords)
-    return out
+def _tick_label(value: float, ticks: list[float]) -> str:
+    spread = max(abs(t) for t in ticks) or 1.0
+    if spread < 1e-2:
+        return f"{value:.1e}"
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    return f"{value:.{decimals}f}"
+
+
+@dataclass
+class Series:
+    label: str
+    colour: str
+    points: list[tuple[float, float]]
+    dots: bool = False
+
+
+def line_chart(title: str, y_title: str, series: list[Series], epoch_ends: list[tuple[int, int]]) -> str:
+    """An SVG line chart over optimizer steps: ticked axes, a legend, and a dashed line at the
+    end of each epoch (`epoch_ends`: (epoch, step))."""
+    values = [y for s in series for _, y in s.points]
+    if not values:
+        return f"<p>No {html.escape(y_title)} recorded.</p>"
+    x_max = max([x for s in series for x, _ in s.points] + [step for _, step in epoch_ends]) or 1
+    y_ticks = nice_ticks(min(values), max(values))
+    x_ticks = [t for t in nice_ticks(0, x_max, 6) if t <= x_max]
+    y_low, y_high = y_ticks[0], y_ticks[-1]
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + plot_w * x / x_max
+
+    def sy(y: float) -> float:
+        return TOP + plot_h * (1 - (y - y_low) / ((y_high - y_low) or 1.0))
+
+    parts = [f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    for y in y_ticks:
+        parts.append(f'<line class="grid" x1="{LEFT}" y1="{sy(y):.1f}" x2="{WIDTH - RIGHT}" y2="{sy(y):.1f}" '
+                     'stroke="#e4e4e4"/>')
+        parts.append(f'<text class="ytick" x="{LEFT - 6}" y="{sy(y) + 4:.1f}" font-size="11" '
+                     f'text-anchor="end">{_tick_label(y, y_ticks)}</text>')
+    for x in x_ticks:
+        parts.append(f'<text class="xtick" x="{sx(x):.1f}" y="{HEIGHT - BOTTOM + 16}" font-size="11" '
+                     f'text-anchor="middle">{x:g}</text>')
+    for epoch, step in epoch_ends:
+        parts.append(f'<line class="epoch" x1="{sx(step):.1f}" y1="{TOP}" x2="{sx(step):.1f}" '
+                     f'y2="{HEIGHT - BOTTOM}" stroke="#999" stroke-dasharray="4 3"/>'
+                     f'<text x="{sx(step) - 3:.1f}" y="{TOP + 12}" font-size="10" fill="#666" '
+                     f'text-anchor="end">epoch {epoch}</text>')
+    parts.append(f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}" stroke="#888"/>'
+                 f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" stroke="#888"/>')
+    parts.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" font-size="12" '
+                 'text-anchor="middle">optimizer step</text>')
+    parts.append(f'<text x="14" y="{TOP + plot_h / 2:.0f}" font-size="12" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {TOP + plot_h / 2:.0f})">{html.escape(y_title)}</text>')
+    legend_x = WIDTH - RIGHT
+    for s in reversed(series):
+        parts.append(f'<text x="{legend_x}" y="18" font-size="12" fill="{s.colour}" '
+                     f'text-anchor="end">{html.escape(s.label)}</text>')
+        legend_x -= 8 * len(s.label) + 16
+    for s in series:
+        coords = [(sx(x), sy(y)) for x, y in s.points]
+        if not coords:
+            continue
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        parts.append(f'<polyline fill="none" stroke="{s.colour}" stroke-width="2" points="{path}"/>')
+        if s.dots:
+            parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{s.colour}"/>' for x, y in coords)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img" '
+            f'aria-label="{html.escape(title)}">{"".join(parts)}</svg>')
+
+
+def _epoch_ends(evals: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    return [(int(r["epoch"]), int(r["step"])) for r in evals if r.get("type") == "epoch" and r.get("step")]
 
 
 def loss_chart(steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> str:
-    train = [(r["step"], r["train_loss"]) for r in steps if r.get("train_loss") is not None]
-    valid = [(r["step"], r["valid_loss"]) for r in evals if r.get("valid_loss") is not None]
-    values = [y for _, y in train + valid]
-    if not values:
-        return "<p>No metrics recorded.</p>"
-    x_max = max(x for x, _ in train + valid)
-    y_min, y_max = min(values), max(values)
-    axis = (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
-            f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
-            f'<text x="{PAD}" y="{PAD - 8}" font-size="12">{y_max:.3f}</text>'
-            f'<text x="{PAD}" y="{HEIGHT - PAD + 16}" font-size="12">{y_min:.3f} (step 0)</text>'
-            f'<text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 16}" font-size="12" text-anchor="end">step {x_max:g}</text>')
-    legend = ('<text x="{0}" y="20" font-size="12" fill="#1f77b4">training loss</text>'
-              '<text x="{1}" y="20" font-size="12" fill="#d62728">validation loss</text>').format(
-        WIDTH - 260, WIDTH - 140)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-            f'role="img" aria-label="loss curves">{axis}{legend}'
-            f"{_polyline(train, x_max, y_min, y_max, '#1f77b4')}"
-            f"{_polyline(valid, x_max, y_min, y_max, '#d62728', dots=True)}</svg>")
+    return line_chart("Loss", "loss", [
+        Series("training loss", "#1f77b4", [(r["step"], r["train_loss"]) for r in steps
+                                            if r.get("train_loss") is not None]),
+        Series("validation loss", "#d62728", [(r["step"], r["valid_loss"]) for r in evals
+                                              if r.get("valid_loss") is not None], dots=True),
+    ], _epoch_ends(evals))
+
+
+def learning_rate_chart(steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> str:
+    return line_chart("Learning rate", "learning rate", [
+        Series("learning rate", "#2ca02c", [(r["step"], r["learning_rate"]) for r in steps
+                                            if r.get("learning_rate") is not None]),
+    ], _epoch_ends(evals))
+
+
+def run_times(job: JobDir) -> str:
+    """`Run 2026-12-03 14:02 UTC, 3 min 41 s` from status.json (the report is written as the
+    run ends, before its finish time is recorded: now is the end)."""
+    status = job.read_status()
+    started = status.get("started_at")
+    if not isinstance(started, (int, float)):
+        return ""
+    finished = status.get("finished_at")
+    finished = finished if isinstance(finished, (int, float)) and finished >= started else time.time()
+    seconds = round(finished - started)
+    took = f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else (
+        f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s")
+    when = datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Run {when}, {took}. "
 
 
 def write_report(job: JobDir) -> None:
@@ -67,9 +158,10 @@ def write_report(job: JobDir) -> None:
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:800px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}pre{{background:#f6f6f6;padding:1em}}</style>
 </head><body><h1>{html.escape(config.get('output_model', ''))}</h1>
-<p>Base model {html.escape(str(config.get('base_model')))}; {len(steps)} optimizer steps;
+<p>{run_times(job)}Base model {html.escape(str(config.get('base_model')))}; {len(steps)} optimizer steps;
 median {(sorted(speed)[len(speed) // 2] if speed else 0):,.0f} tokens/s.</p>
 {loss_chart(steps, evals)}
+{learning_rate_chart(steps, evals)}
 <h2>Evaluations</h2><table><tr><th>epoch</th><th>step</th><th>train loss</th><th>validation loss</th>
 <th>perplexity</th><th>token accuracy</th></tr>{rows}</table>
 {samples_section(job)}
