@@ -231,3 +231,17 @@ def test_restore_waits_for_no_one_but_takes_the_lock(project: Project) -> None:
 def sql_value(project: Project, query: str):
     with sqlite3.connect(f"file:{project.state_path}?mode=ro", uri=True) as db:
         return db.execute(query).fetchone()[0]
+
+
+def test_restore_replaces_a_file_that_cannot_be_opened_and_keeps_it_aside(project: Project) -> None:
+    applied(project)
+    project.edit("description: Fine-tuning hub", "description: second")
+    assert project.cli("apply", "--auto-approve").code == 0  # backed up serial with 4 resources
+    project.state_path.write_bytes(b"")
+    done = project.cli("state", "restore", "--latest", "--auto-approve")
+    assert done.code == 0, done
+    assert "moved the unusable state file" in done.stdout
+    assert any(b["problem"] and "broken-" in b["path"] for b in backups(project))
+    assert project.cli("state", "list").code == 0
+    assert project.cli("apply", "--auto-approve").code == 0
+    assert project.cli("plan", "--detailed-exitcode").code == 0

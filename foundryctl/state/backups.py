@@ -64,7 +64,7 @@ def inspect(path: Path) -> Backup:
     except (OSError, sqlite3.Error) as exc:
         return Backup(path, time, problem=f"cannot open it ({exc})")
     try:
-        check = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        check = [row[0] for row in db.execute("PRAGMA integrity_check(3)")]
         if check != ["ok"]:
             return Backup(path, time, problem=f"damaged ({'; '.join(check)})")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())

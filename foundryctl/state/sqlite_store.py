@@ -157,7 +157,7 @@ class StateStore:
     """foundryctl's record of what it manages. Thread-safe; one connection per store.
 
     Opening an existing file never changes it: a file that is empty, not SQLite, another
-    program's database, damaged (fails `PRAGMA quick_check`) or missing a table is refused
+    program's database, damaged (fails `PRAGMA integrity_check`) or missing a table is refused
     with a StateError that says how to restore it, never re-created with a new lineage.
     """
 
@@ -213,9 +213,9 @@ class StateStore:
     def _check_contents(self) -> None:
         """Integrity, then foundryctl's schema, then the meta rows; see docs/state.md."""
         try:
-            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+            problems = [row[0] for row in self._db.execute("PRAGMA integrity_check(5)")]
             if problems != ["ok"]:
-                raise self._error(f"state file {self.path} is damaged (SQLite quick_check: "
+                raise self._error(f"state file {self.path} is damaged (SQLite integrity_check: "
                                   f"{'; '.join(problems)})")
             tables = {row[0] for row in self._db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
