@@ -102,7 +102,7 @@ def test_concurrent_first_applies_on_a_fresh_directory_name_the_holder(tmp_path)
         project = Project(tmp_path / f"trial-{trial}")
         project.root.mkdir()
         project.quickstart()
-        runs = [project.start("apply", "--auto-approve") for _ in range(3)]
+        runs = [project.start("apply", "--auto-approve") for _ in range(5)]
         results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
         for code, _, stderr in results:
             assert "database is locked" not in stderr and "This is a bug" not in stderr, stderr
