@@ -93,3 +93,21 @@ def test_force_unlock_for_a_holder_on_another_host(project: Project) -> None:
     assert released.code == 0 and "Released the lock held by apply by ci@build-agent-7" in released.stdout
     assert project.cli("plan").code == 0
     assert "force-unlock" in project.cli("state", "history").stdout
+
+
+def test_concurrent_first_applies_on_a_fresh_directory_name_the_holder(tmp_path) -> None:
+    """Runs racing to create the state file: one creates it (atomically), the others open
+    that same file and either wait for or are refused by the lock, naming its holder."""
+    for trial in range(6):
+        project = Project(tmp_path / f"trial-{trial}")
+        project.root.mkdir()
+        project.quickstart()
+        runs = [project.start("apply", "--auto-approve") for _ in range(5)]
+        results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+        for code, _, stderr in results:
+            assert "database is locked" not in stderr and "This is a bug" not in stderr, stderr
+            assert code == 0 or ("state is locked by apply by" in stderr and "(pid " in stderr), stderr
+        assert any(code == 0 for code, _, _ in results)
+        with sqlite3.connect(f"file:{project.state_path}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT count(*) FROM resources").fetchone()[0] == 4
+        assert not list(project.state_path.parent.glob(".state.db.new-*")), "no temporary file left"

@@ -1,4 +1,4 @@
-"""`foundryctl state list|show|rm|history`, `import` and `force-unlock`."""
+"""`foundryctl state list|show|rm|history|backups|restore`, `import` and `force-unlock`."""
 
 from __future__ import annotations
 
@@ -141,3 +141,81 @@ def force_unlock(stack_args: dict[str, Any], lock_id: str, force: bool) -> None:
                 raise StateError("force-unlock cancelled")
         released = stack.state.force_unlock(lock_id)
     console().print(f"Released the lock held by {released.describe()}.", markup=False)
+
+
+def _sqlite_state(stack_args: dict[str, Any]) -> Any:
+    """The SQLite state file of the manifest (or --state), without opening it."""
+    from foundryctl.errors import StateError
+    from foundryctl.state.factory import sqlite_path
+
+    with load_stack(stack_args, check_files=False) as stack:
+        path = sqlite_path(stack.manifest.state, stack.manifest.root, path=stack.state_path)
+    if path is None:
+        raise StateError("backups and `state restore` are for a SQLite state file",
+                         hint="a blob state keeps its history in blob versions: see docs/state.md")
+    return path
+
+
+@state.command("backups")
+@manifest_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def state_backups(stack_args: dict[str, Any], as_json: bool) -> None:
+    """List the state file's backups, newest first: serial, time, resource count."""
+    from foundryctl.state.backups import backup_dir, list_backups
+
+    path = _sqlite_state(stack_args)
+    found = list_backups(path)
+    if as_json:
+        click.echo(json.dumps([b.to_dict() for b in found], indent=2))
+        return
+    if not found:
+        click.echo(f"No backups in {backup_dir(path)} yet (one is taken before each apply changes the state).")
+        return
+    lines = [f"{'SERIAL':>6}  {'TIME':<20}  {'RESOURCES':>9}  {'LINEAGE':<8}  PATH"]
+    for b in found:
+        if b.problem:
+            lines.append(f"{'-':>6}  {b.time:<20}  {'-':>9}  {'-':<8}  {b.path}  (cannot be restored: {b.problem})")
+        else:
+            lines.append(f"{b.serial:>6}  {b.time:<20}  {b.resources:>9}  {(b.lineage or '')[:8]:<8}  {b.path}")
+    click.echo("\n".join(lines))
+
+
+@state.command("restore")
+@manifest_options
+@click.argument("source", required=False, metavar="[SERIAL|PATH]")
+@click.option("--latest", is_flag=True, help="Restore the newest backup of this state.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Restore a backup of another lineage (another state).")
+@lock_timeout_option
+@handle_errors
+def state_restore(stack_args: dict[str, Any], source: str | None, latest: bool, auto_approve: bool,
+                  force: bool, lock_timeout: float) -> None:
+    """Replace the state with a backup (backing up the current state first)."""
+    from foundryctl.errors import StateError
+    from foundryctl.state.restore import choose_backup, open_current, restore
+
+    path = _sqlite_state(stack_args)
+    current = open_current(path)
+    try:
+        lineage = current.store.lineage if current.store else None
+        backup = choose_backup(path, source, latest=latest, lineage=lineage)
+        if current.problem is None:
+            now = (f"the current state (serial {current.store.serial}, {current.resources} resources) "
+                   "is backed up first")
+        else:
+            now = (f"the current file is unusable ({current.problem}); "
+                   + ("a copy is kept in the backups" if current.store else "it is moved aside"))
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise StateError("state restore needs confirmation", hint="pass --auto-approve")
+            console().print(f"Restore {path} to serial {backup.serial} ({backup.resources} resources, "
+                            f"taken {backup.time}) from {backup.path};\n{now}.", markup=False)
+            if click.prompt("  Type 'yes' to restore it", default="", show_default=False) != "yes":
+                raise StateError("state restore cancelled")
+        done = restore(path, backup, current, force=force, lock_timeout=lock_timeout)
+    finally:
+        if current.store is not None:
+            current.store.close()
+    console().print(f"State restored: {done}. Run `foundryctl plan` to compare it with what exists.",
+                    markup=False, style="green")

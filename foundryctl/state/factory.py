@@ -47,12 +47,10 @@ def open_state(config: Any, root: str | os.PathLike, *, path: str | os.PathLike 
     `path` (the CLI's --state) always means a SQLite file, whatever the block says. `env`
     (default os.environ) is where an azure_blob block's connection string is looked up.
     """
-    if path is not None:
-        return StateStore(path)
+    file = sqlite_path(config, root, path=path)
+    if file is not None:
+        return StateStore(file)
     config = getattr(config, "root", config)  # StateConfig wraps the model of its type
-    if config.type == "sqlite":
-        file = Path(config.path).expanduser()
-        return StateStore(file if file.is_absolute() else Path(root) / file)
     if config.type == "azure_blob":
         try:
             from foundryctl.state.blob_store import (
@@ -63,3 +61,14 @@ def open_state(config: Any, root: str | os.PathLike, *, path: str | os.PathLike 
                              hint="pip install 'foundryctl[blob]'") from None
         return BlobStateStore.open(config, env)
     raise StateError(f"unknown state type {config.type!r}")
+
+
+def sqlite_path(config: Any, root: str | os.PathLike, *, path: str | os.PathLike | None = None) -> Path | None:
+    """The SQLite file a `state` block (or --state) names; None for a remote state."""
+    if path is not None:
+        return Path(path)
+    config = getattr(config, "root", config)
+    if config.type == "sqlite":
+        file = Path(config.path).expanduser()
+        return file if file.is_absolute() else Path(root) / file
+    return None
