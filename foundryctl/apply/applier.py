@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from foundryctl.apply.operations import Operation, operations
 from foundryctl.apply.walker import walk
 from foundryctl.backends.base import Backend, Progress, Target
 from foundryctl.plan.model import Action, Plan, ResourceChange
+from foundryctl.sensitive import RedactingStore, Secrets
 from foundryctl.state.records import ResourceRecord, Status
 from foundryctl.state.sqlite_store import StateStore
 
@@ -55,6 +56,9 @@ EventSink = Callable[[ApplyEvent], None]
 def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: int = 10,
                on_event: EventSink | None = None) -> ApplyResult:
     emit = on_event or (lambda event: None)
+    if plan.sensitive:  # state keeps sensitive values as salted hashes; progress never shows them
+        state = RedactingStore(state, plan.sensitive)  # type: ignore[assignment]
+        emit = _redacting(emit, plan.sensitive)
     changes = {c.address: c for c in plan.changes}
     result = ApplyResult()
     state.append_history("apply-started", {
@@ -113,6 +117,10 @@ def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: 
         "failed": [{"operation": str(op), "error": str(error)} for op, error in walked.failed],
         "not_started": result.not_started})
     return result
+
+
+def _redacting(emit: EventSink, secrets: Secrets) -> EventSink:
+    return lambda event: emit(replace(event, message=secrets.redact_text(event.message)))
 
 
 def _record(change: ResourceChange, status: Status, backend_id: str | None, attributes: dict,

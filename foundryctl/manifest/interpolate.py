@@ -28,6 +28,10 @@ class Interpolator:
     allow_vars: bool = True
     # Positions whose interpolation failed: schema errors there would only repeat the problem.
     failed: set[Position] = field(default_factory=set)
+    # Variables declared `sensitive: true`, and every string built from one of them (those are
+    # sensitive too: "Bearer ${var.token}").
+    sensitive: frozenset[str] = frozenset()
+    derived: set[str] = field(default_factory=set)
 
     def resolve(self, value: Any, position_of: Callable[[tuple], Position], path: tuple = (),
                 address: str | None = None) -> Any:
@@ -45,10 +49,14 @@ class Interpolator:
         if whole and not whole.group(1):
             return self._lookup(whole.group(2), position, address)
 
+        uses_sensitive = False
+
         def substitute(match: re.Match) -> str:
+            nonlocal uses_sensitive
             if match.group(1):  # `$${...}` is an escaped literal
                 return "${" + match.group(2) + "}"
             value = self._lookup(match.group(2), position, address)
+            uses_sensitive |= self._is_sensitive(match.group(2))
             if isinstance(value, (dict, list)):
                 self.diagnostics.append(Diagnostic.error(
                     f"${{{match.group(2)}}} is a {type(value).__name__} and cannot be embedded "
@@ -58,7 +66,14 @@ class Interpolator:
                 return "true" if value else "false"
             return "" if value is None else str(value)
 
-        return _REFERENCE.sub(substitute, text)
+        result = _REFERENCE.sub(substitute, text)
+        if uses_sensitive:
+            self.derived.add(result)
+        return result
+
+    def _is_sensitive(self, expression: str) -> bool:
+        namespace, _, rest = expression.strip().partition(".")
+        return namespace == "var" and rest in self.sensitive
 
     def _lookup(self, expression: str, position: Position, address: str | None) -> Any:
         namespace, _, rest = expression.strip().partition(".")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from foundryctl.sensitive import reveal
+
 _REPORT_KINDS = {
     "values_changed": "change", "type_changes": "change",
     "dictionary_item_added": "add", "iterable_item_added": "add",
@@ -25,6 +27,7 @@ def diff_attributes(before: dict[str, Any], after: dict[str, Any], *,
     if managed_only:
         after = {k: v for k, v in after.items() if v is not None}
         before = {k: before.get(k) for k in after}
+    before = reveal(before, after)  # a sensitive value in state is a hash: equal is no change
     if before == after:  # the common case, without deepdiff's cost
         return []
     from deepdiff import DeepDiff
