@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,7 @@ class Stack:
         from foundryctl.policy import evaluate_plan
 
         plan.cost = estimate_cost(plan, self.manifest)
-        plan.policy_results = evaluate_plan(plan, self.manifest, self.policy_files, plan.cost)
+        plan.policy_results = self._redacted(evaluate_plan(plan, self.manifest, self.policy_files, plan.cost))
 
     def check_policies(self, plan: Plan) -> None:
         """Evaluate the policies again, as they are now, over the plan; raise PolicyError when
@@ -177,7 +178,17 @@ class Stack:
         from foundryctl.cost import estimate_cost
         from foundryctl.policy import enforce, evaluate_plan
 
-        enforce(evaluate_plan(plan, self.manifest, self.policy_files, estimate_cost(plan, self.manifest)))
+        enforce(self._redacted(evaluate_plan(plan, self.manifest, self.policy_files,
+                                             estimate_cost(plan, self.manifest))))
+
+    def _redacted(self, results: list[Any]) -> list[Any]:
+        """Policy results whose messages quote no sensitive value (they are printed as they are)."""
+        secrets = self.manifest.sensitive
+        if secrets:
+            for result in results:
+                result.violations = [replace(v, message=secrets.redact_text(v.message))
+                                     for v in result.violations]
+        return results
 
     def check_plan_current(self, plan: Plan) -> None:
         """Refuse a saved plan whose state or manifest moved on since it was made."""

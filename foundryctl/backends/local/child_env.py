@@ -20,6 +20,10 @@ ALLOWED_NAMES = frozenset({
     "PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
     "PYTHONWARNINGS", "PYTHONFAULTHANDLER", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "XDG_CACHE_HOME",
     "TOKENIZERS_PARALLELISM",
+    # A server with `classifier: azure` calls Azure AI Content Safety, through the proxy and
+    # with the CA bundle the machine is set up with.
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
 })
 
 # Families read by the runners and the libraries under them: locale (LC_*), foundryctl's
