@@ -70,10 +70,6 @@ class Secrets:
     def __bool__(self) -> bool:
         return bool(self.strings or self.numbers)
 
-    def __or__(self, other: Secrets) -> Secrets:
-        return Secrets.of([*self.strings, *self.numbers, *other.strings, *other.numbers],
-                          sorted({*self.names, *other.names}))
-
     def hides(self, value: Any) -> bool:
         """Whether a single value (a leaf) is or contains a sensitive value."""
         if isinstance(value, str):
