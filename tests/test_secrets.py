@@ -57,7 +57,8 @@ NEEDED = {
 
 
 def test_children_get_what_the_runners_read_and_no_credentials() -> None:
-    environment = child_environment({**CREDENTIALS, **NEEDED, "SSH_AUTH_SOCK": "/s", "DISPLAY": ":0"})
+    environment = child_environment({**CREDENTIALS, **NEEDED, "SSH_AUTH_SOCK": "/s", "DISPLAY": ":0",
+                                     "FOUNDRYCTL_PRINCIPAL": "someone", "FOUNDRYCTL_AZURE_LIVE": "1"})
     assert environment == NEEDED
     assert child_process_options()["umask"] == 0o077
 

@@ -3,7 +3,7 @@
 They outlive apply and run a model on user data, so they get only what they need to find
 Python, the model cache and the GPUs, never apply's credentials (AZURE_CLIENT_SECRET, storage
 connection strings, tokens): an allow-list, then a deny-list for secrets that share a prefix
-(HF_TOKEN under HF_, FOUNDRYCTL_STATE_CONNECTION_STRING under FOUNDRYCTL_).
+(HF_TOKEN under HF_, NCCL_AUTH_KEY under NCCL_).
 """
 
 from __future__ import annotations
@@ -19,19 +19,18 @@ ALLOWED_NAMES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
     "PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
     "PYTHONWARNINGS", "PYTHONFAULTHANDLER", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "XDG_CACHE_HOME",
-    "TOKENIZERS_PARALLELISM",
+    "TOKENIZERS_PARALLELISM", "FOUNDRYCTL_CACHE_DIR",  # the only FOUNDRYCTL_ name the runners read
     # A server with `classifier: azure` calls Azure AI Content Safety, through the proxy and
     # with the CA bundle the machine is set up with.
     "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
 })
 
-# Families read by the runners and the libraries under them: locale (LC_*), foundryctl's
-# cache (FOUNDRYCTL_CACHE_DIR), GPU selection and the CUDA runtime (CUDA_VISIBLE_DEVICES,
-# NVIDIA_*), torch and torchrun's multi-GPU rendezvous and collectives (TORCH_*, TORCHELASTIC_*,
+# Families read by the runners and the libraries under them: locale (LC_*), GPU selection
+# and the CUDA runtime (CUDA_VISIBLE_DEVICES, NVIDIA_*), torch and torchrun's multi-GPU rendezvous and collectives (TORCH_*, TORCHELASTIC_*,
 # PYTORCH_*, NCCL_*, GLOO_*, MASTER_ADDR/PORT), CPU threading (OMP_*, MKL_*, OPENBLAS_*,
 # KMP_*), and Hugging Face's cache and offline switches (HF_*, TRANSFORMERS_*).
-ALLOWED_PREFIXES = ("LC_", "FOUNDRYCTL_", "CUDA_", "NVIDIA_", "TORCH_", "TORCHELASTIC_",
+ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "TORCH_", "TORCHELASTIC_",
                     "TORCHINDUCTOR_", "PYTORCH_", "NCCL_", "GLOO_", "MASTER_", "OMP_", "MKL_",
                     "OPENBLAS_", "KMP_", "HF_", "TRANSFORMERS_")
 
