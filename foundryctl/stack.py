@@ -247,8 +247,10 @@ class Stack:
                 self.notices.append(Diagnostic.warning(
                     f"imported {observed.id}, but the manifest's settings describe {expected}; "
                     "the next plan will show the difference", address=address, code="import-mismatch"))
+            secrets = self.manifest.sensitive  # state keeps sensitive values as salted hashes
             record = ResourceRecord(address, decl.kind.name, decl.name, observed.id, Status.READY,
-                                    observed.attributes, observed.outputs,
+                                    secrets.redact(observed.attributes, stored=True),
+                                    secrets.redact(observed.outputs, stored=True),
                                     self.manifest.graph.dependencies(address), decl.spec.protect)
             self.state.put(record)
             self.state.append_history("import", {"address": address, "backend_id": observed.id})

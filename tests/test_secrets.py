@@ -267,6 +267,21 @@ def test_sensitive_values_are_never_shown_saved_or_recorded(project: Project) ->
         assert [f for f in files_containing(project.root, secret) if not cloud_database(f)] == []
 
 
+def test_an_imported_resource_keeps_its_sensitive_values_hashed(project: Project) -> None:
+    sensitive_quickstart(project)
+    env = {"FT_FROM_ENV": FROM_ENV}
+    var = ("--var", f"token={TOKEN}")
+    assert project.cli("apply", "--auto-approve", *var, env=env).code == 0
+    hub = project.state().get("Hub.ft-hub")
+    assert project.cli("state", "rm", "Hub.ft-hub", *var, env=env).code == 0
+    imported = project.cli("import", "Hub.ft-hub", hub.backend_id, *var, env=env)
+    assert imported.code == 0, imported
+    assert matches_marker(hub.attributes["description"], f"hub for {TOKEN}")
+    assert project.state().get("Hub.ft-hub").attributes["description"] == hub.attributes["description"]
+    assert [f for f in files_containing(project.root, TOKEN) if not cloud_database(f)] == []
+    assert project.cli("plan", *var, "--detailed-exitcode", env=env).code == 0
+
+
 def test_a_refused_sensitive_value_is_not_quoted(project: Project) -> None:
     project.quickstart()
     project.edit("variables:\n", "variables:\n  pin: {type: integer, sensitive: true}\n")
