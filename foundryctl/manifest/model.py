@@ -94,6 +94,7 @@ class Manifest:
         }
         # Sensitive values enter as their slow hashes: a saved plan (a CI artifact) carries
         # this digest, and must not let a short secret be guessed from it cheaply.
-        content = self.sensitive.redact(content, stored=True)
+        if self.sensitive:
+            content = self.sensitive.redact(content, stored=True)
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
