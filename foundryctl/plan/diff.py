@@ -27,8 +27,10 @@ def diff_attributes(before: dict[str, Any], after: dict[str, Any], *,
     if managed_only:
         after = {k: v for k, v in after.items() if v is not None}
         before = {k: before.get(k) for k in after}
-    before = reveal(before, after)  # a sensitive value in state is a hash: equal is no change
     if before == after:  # the common case, without deepdiff's cost
+        return []
+    before = reveal(before, after)  # a sensitive value in state is a hash: equal is no change
+    if before == after:
         return []
     from deepdiff import DeepDiff
     from deepdiff.helper import notpresent
