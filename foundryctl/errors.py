@@ -89,8 +89,9 @@ class FoundryctlError(Exception):
 class ManifestError(FoundryctlError):
     """The manifest (or a variable file) is invalid; carries every problem found."""
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    def __init__(self, diagnostics: list[Diagnostic], *, sensitive_names: frozenset[str] = frozenset()):
         self.diagnostics = sort_diagnostics(diagnostics)
+        self.sensitive_names = sensitive_names  # so that hints do not repeat those --var values
         errors = [d for d in self.diagnostics if d.is_error]
         super().__init__(f"{len(errors)} error(s) in the manifest")
 

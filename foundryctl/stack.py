@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,24 @@ from foundryctl.apply import ApplyResult, apply_plan
 from foundryctl.apply.applier import EventSink
 from foundryctl.backends import open_backend
 from foundryctl.backends.base import Backend, Target
-from foundryctl.errors import Diagnostic, PlanError, StateError
+from foundryctl.errors import Diagnostic, ManifestError, PlanError, StateError
 from foundryctl.manifest import Manifest, load_manifest
 from foundryctl.plan import Mode, Plan, PlanOptions, load_plan, make_plan
+from foundryctl.sensitive import reveal
 from foundryctl.state import LockInfo, ResourceRecord, Status, Store, open_state
+
+
+def restore_sensitive(plan: Plan, manifest: Manifest) -> None:
+    """Put back into a saved plan the sensitive values it holds only as hashes, from the
+    manifest loaded again for it (whose fingerprint apply checks against the plan's)."""
+    if not manifest.sensitive:
+        return
+    for change in plan.changes:
+        decl = manifest.resources.get(change.address)
+        if change.after is not None and decl is not None and change.after != decl.attributes:
+            change.after = decl.attributes
+        if change.before is not None and change.after is not None:
+            change.before = reveal(change.before, change.after)
 
 
 class Stack:
@@ -62,20 +77,34 @@ class Stack:
     def for_plan_file(cls, plan_file: str | os.PathLike, *, path: str | os.PathLike | None = None,
                       env: Mapping[str, str] | None = None,
                       state_path: str | os.PathLike | None = None,
-                      policy_files: Sequence[str | os.PathLike] = ()) -> tuple[Stack, Plan]:
+                      policy_files: Sequence[str | os.PathLike] = (),
+                      variables: Mapping[str, Any] | None = None) -> tuple[Stack, Plan]:
         """The stack a saved plan was made for (same manifest path, variables, var files and
-        policy files; `policy_files` adds more)."""
+        policy files; `policy_files` adds more). `variables` gives the values of sensitive
+        variables, which saved plans do not keep."""
         plan = load_plan(plan_file)
         source = plan.manifest_source
         manifest_path = path or source.get("path")
         if not manifest_path:
             raise PlanError(f"{plan_file} does not say which manifest it was made from",
                             hint="pass the manifest with -f")
-        stack = cls.load(manifest_path, variables=source.get("variables"),
-                         var_files=source.get("var_files", ()), env=env,
-                         state_path=state_path or source.get("state_path"),
-                         check_files=plan.mode is Mode.NORMAL,
-                         policy_files=[*source.get("policy_files", []), *policy_files])
+        try:
+            stack = cls.load(manifest_path, variables={**(source.get("variables") or {}), **(variables or {})},
+                             var_files=source.get("var_files", ()), env=env,
+                             state_path=state_path or source.get("state_path"),
+                             check_files=plan.mode is Mode.NORMAL,
+                             policy_files=[*source.get("policy_files", []), *policy_files])
+        except ManifestError as exc:
+            unset = [n for n in source.get("sensitive_variables", []) if n not in (variables or {})]
+            if not unset:
+                raise
+            raise PlanError(f"{plan_file} does not keep the values of sensitive variables "
+                            f"({', '.join(unset)}), and the manifest cannot be loaded without them",
+                            diagnostics=exc.diagnostics,
+                            hint="pass them again when applying: foundryctl apply PLAN_FILE "
+                                 + " ".join(f"--var {n}=..." for n in unset)) from None
+        plan.sensitive = stack.manifest.sensitive
+        restore_sensitive(plan, stack.manifest)
         return stack, plan
 
     # -- parts ---------------------------------------------------------------------------
@@ -151,7 +180,7 @@ class Stack:
         from foundryctl.policy import evaluate_plan
 
         plan.cost = estimate_cost(plan, self.manifest)
-        plan.policy_results = evaluate_plan(plan, self.manifest, self.policy_files, plan.cost)
+        plan.policy_results = self._redacted(evaluate_plan(plan, self.manifest, self.policy_files, plan.cost))
 
     def check_policies(self, plan: Plan) -> None:
         """Evaluate the policies again, as they are now, over the plan; raise PolicyError when
@@ -159,7 +188,17 @@ class Stack:
         from foundryctl.cost import estimate_cost
         from foundryctl.policy import enforce, evaluate_plan
 
-        enforce(evaluate_plan(plan, self.manifest, self.policy_files, estimate_cost(plan, self.manifest)))
+        enforce(self._redacted(evaluate_plan(plan, self.manifest, self.policy_files,
+                                             estimate_cost(plan, self.manifest))))
+
+    def _redacted(self, results: list[Any]) -> list[Any]:
+        """Policy results whose messages quote no sensitive value (they are printed as they are)."""
+        secrets = self.manifest.sensitive
+        if secrets:
+            for result in results:
+                result.violations = [replace(v, message=secrets.redact_text(v.message))
+                                     for v in result.violations]
+        return results
 
     def check_plan_current(self, plan: Plan) -> None:
         """Refuse a saved plan whose state or manifest moved on since it was made."""
@@ -172,8 +211,12 @@ class Stack:
             raise PlanError(f"the saved plan is stale: state changed since it was made "
                             f"(serial {plan.serial} -> {serial})", hint="run `foundryctl plan` again")
         if plan.manifest_fingerprint != self.manifest.fingerprint:
+            missing = plan.manifest_source.get("sensitive_variables")
             raise PlanError("the manifest (or its variables or environment) changed since the plan "
-                            "was made", hint="run `foundryctl plan` again")
+                            "was made", hint=(f"pass the sensitive variables ({', '.join(missing)}) "
+                                              "with the values the plan was made with, or run "
+                                              "`foundryctl plan` again") if missing
+                            else "run `foundryctl plan` again")
         current = self.backend.describe()
         if plan.backend != current:
             differs = ", ".join(f"{key} {plan.backend.get(key)!r} -> {current.get(key)!r}"
@@ -225,8 +268,10 @@ class Stack:
                 self.notices.append(Diagnostic.warning(
                     f"imported {observed.id}, but the manifest's settings describe {expected}; "
                     "the next plan will show the difference", address=address, code="import-mismatch"))
+            secrets = self.manifest.sensitive  # state keeps sensitive values as salted hashes
             record = ResourceRecord(address, decl.kind.name, decl.name, observed.id, Status.READY,
-                                    observed.attributes, observed.outputs,
+                                    secrets.redact(observed.attributes, stored=True),
+                                    secrets.redact(observed.outputs, stored=True),
                                     self.manifest.graph.dependencies(address), decl.spec.protect)
             self.state.put(record)
             self.state.append_history("import", {"address": address, "backend_id": observed.id})

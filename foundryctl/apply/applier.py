@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from foundryctl.apply.operations import Operation, operations
 from foundryctl.apply.walker import walk
 from foundryctl.backends.base import Backend, Observed, Progress, Target
 from foundryctl.kinds import KINDS
 from foundryctl.plan.model import DEPOSED, Action, Plan, ResourceChange
+from foundryctl.sensitive import RedactingStore, Secrets
 from foundryctl.state.records import ResourceRecord, Status
 from foundryctl.state.sqlite_store import StateStore
 
@@ -63,6 +64,9 @@ def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: 
     training (the job runs on, detached; a later apply picks it up); `on_interrupt` is told
     which operations are still running. A second Ctrl-C raises `ApplyAborted` at once."""
     emit = on_event or (lambda event: None)
+    if plan.sensitive:  # state keeps sensitive values as salted hashes; progress never shows them
+        state = RedactingStore(state, plan.sensitive)  # type: ignore[assignment]
+        emit = _redacting(emit, plan.sensitive)
     changes = {c.address: c for c in plan.changes}
     result = ApplyResult()
     state.append_history("apply-started", {
@@ -125,6 +129,10 @@ def apply_plan(plan: Plan, state: StateStore, backend: Backend, *, parallelism: 
         "failed": [{"operation": str(op), "error": str(error)} for op, error in walked.failed],
         "not_started": result.not_started, "deferred": [op for op, _ in result.deferred]})
     return result
+
+
+def _redacting(emit: EventSink, secrets: Secrets) -> EventSink:
+    return lambda event: emit(replace(event, message=secrets.redact_text(event.message)))
 
 
 def _record(change: ResourceChange, status: Status, backend_id: str | None, attributes: dict,

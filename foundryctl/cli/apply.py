@@ -63,7 +63,7 @@ def apply(stack_args: dict[str, Any], targets: tuple[str, ...], refresh: bool, p
     if plan_file is not None:
         path = stack_args["path"] if stack_args["path"] != Path(".") else None
         stack, saved = Stack.for_plan_file(plan_file, path=path, state_path=stack_args["state_path"],
-                                           policy_files=policy_files)
+                                           policy_files=policy_files, variables=stack_args["variables"])
         settings().manifest_flags = stack_flags(stack)  # hints name the plan's manifest
         with stack, stack.locked("apply", timeout=lock_timeout):
             _carry_out(stack, saved, parallelism, "Apply", wait=wait)

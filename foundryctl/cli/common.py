@@ -102,10 +102,13 @@ def manifest_flags(manifest: str | Path | None, *, var_files: Any = (), state_pa
 
 def stack_flags(stack: Stack) -> str:
     """manifest_flags() of a loaded stack (a saved plan's stack knows where its manifest is)."""
-    source = stack.source
+    from foundryctl.sensitive import SHOWN
+
+    source, hidden = stack.source, set(stack.manifest.sensitive.names)
     return manifest_flags(source.get("path"), var_files=source.get("var_files"),
                           state_path=source.get("state_path"),
-                          variables=[f"{k}={v}" for k, v in (source.get("variables") or {}).items()])
+                          variables=[f"{k}={SHOWN if k in hidden else v}"
+                                     for k, v in (source.get("variables") or {}).items()])
 
 
 # A command that reads a manifest (so takes -f), up to where it ends in a hint: a closing
@@ -131,10 +134,29 @@ def lock_timeout_option(func: F) -> F:
 
 
 def load_stack(stack_args: dict[str, Any], *, check_files: bool = True) -> Stack:
+    from foundryctl.errors import ManifestError
     from foundryctl.stack import Stack
 
     args = dict(stack_args)
-    return Stack.load(args.pop("path"), check_files=check_files, **args)
+    try:
+        stack = Stack.load(args.pop("path"), check_files=check_files, **args)
+    except ManifestError as exc:
+        hide_in_hints(stack_args, exc.sensitive_names)
+        raise
+    hide_in_hints(stack_args, frozenset(stack.manifest.sensitive.names))
+    return stack
+
+
+def hide_in_hints(stack_args: dict[str, Any], sensitive_names: frozenset[str]) -> None:
+    """Hints repeat this run's --var flags: those of sensitive variables lose their values."""
+    from foundryctl.sensitive import SHOWN
+
+    variables = stack_args.get("variables") or {}
+    if not sensitive_names & set(variables):
+        return
+    settings().manifest_flags = manifest_flags(
+        stack_args["path"], var_files=stack_args.get("var_files"), state_path=stack_args.get("state_path"),
+        variables=[f"{name}={SHOWN if name in sensitive_names else value}" for name, value in variables.items()])
 
 
 def records_in_state(stack_args: dict[str, Any], kind: str) -> dict[str, Any]:

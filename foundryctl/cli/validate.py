@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from foundryctl.cli.common import console, manifest_options, print_diagnostics, settings
+from foundryctl.cli.common import console, hide_in_hints, manifest_options, print_diagnostics, settings
 
 
 @click.command()
@@ -34,7 +34,9 @@ def validate(stack_args: dict[str, Any], output_format: str, policy_files: tuple
         from foundryctl.policy import offline_diagnostics  # policies and prices, offline
 
         diagnostics = diagnostics + offline_diagnostics(manifest, policy_files)
+        hide_in_hints(stack_args, frozenset(manifest.sensitive.names))
     except ManifestError as exc:
+        hide_in_hints(stack_args, exc.sensitive_names)
         if settings().debug and output_format == "text":
             raise
         diagnostics, count = exc.diagnostics, None

@@ -39,6 +39,10 @@ class Interpolator:
     failed: set[Position] = field(default_factory=set)
     inserted_values: int = 0
     inserted_chars: int = 0
+    # Variables declared `sensitive: true`, and every string built from one of them (those are
+    # sensitive too: "Bearer ${var.token}").
+    sensitive: frozenset[str] = frozenset()
+    derived: set[str] = field(default_factory=set)
     _sizes: dict[int, int] = field(default_factory=dict, repr=False)  # id of a variable's value -> values
     _errors_at: dict[Position, int] = field(default_factory=dict, repr=False)
 
@@ -65,10 +69,14 @@ class Interpolator:
                     return None
             return value
 
+        uses_sensitive = False
+
         def substitute(match: re.Match) -> str:
+            nonlocal uses_sensitive
             if match.group(1):  # `$${...}` is an escaped literal
                 return "${" + match.group(2) + "}"
             value = self._lookup(match.group(2), position, address)
+            uses_sensitive |= self._is_sensitive(match.group(2))
             if isinstance(value, (dict, list)):
                 self._error(f"${{{match.group(2)}}} is a {type(value).__name__} and cannot be embedded "
                             "in a string; use it as the whole value", position, address)
@@ -83,7 +91,14 @@ class Interpolator:
                 return ""
             return inserted
 
-        return _REFERENCE.sub(substitute, text)
+        result = _REFERENCE.sub(substitute, text)
+        if uses_sensitive:
+            self.derived.add(result)
+        return result
+
+    def _is_sensitive(self, expression: str) -> bool:
+        namespace, _, rest = expression.strip().partition(".")
+        return namespace == "var" and rest in self.sensitive
 
     def _size(self, value: Any) -> int:
         """How many values `value` holds (each use of a shared one counted), walked without recursion."""

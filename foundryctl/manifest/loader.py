@@ -30,6 +30,7 @@ from foundryctl.manifest.schema import (
     coerce_variable,
 )
 from foundryctl.manifest.yamlsource import SourceDocument, ValueBudget, load_yaml_documents
+from foundryctl.sensitive import Secrets
 from foundryctl.suggest import did_you_mean
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -73,6 +74,11 @@ def _address_at(doc: SourceDocument, path: tuple) -> str | None:
     if isinstance(raw, dict) and isinstance(raw.get("kind"), str) and isinstance(raw.get("name"), str):
         return f"{raw['kind']}.{raw['name']}"
     return None
+
+
+def _redacted(diagnostic: Diagnostic, secrets: Secrets) -> Diagnostic:
+    return replace(diagnostic, message=secrets.redact_text(diagnostic.message),
+                   hint=secrets.redact_text(diagnostic.hint) if diagnostic.hint else diagnostic.hint)
 
 
 def display_path(path: Path) -> str:
@@ -232,7 +238,8 @@ class _Loader:
             self.error("missing `version: 1`", documents[0].position(()), code="missing-field")
 
         values = self._resolve_variables(declared, cli_vars, var_files)
-        interpolator = Interpolator(values, self.env, self.diagnostics)
+        sensitive_names = frozenset(n for n, v in declared.items() if v.spec.sensitive)
+        interpolator = Interpolator(values, self.env, self.diagnostics, sensitive=sensitive_names)
         for doc in documents:  # values the YAML reader refused: their schema errors would repeat it
             interpolator.failed.update(doc.failed)
         backend_config = self._backend(backend, interpolator)
@@ -242,7 +249,9 @@ class _Loader:
         manifest = Manifest(
             files=[display_path(f) for f in files], root=root, version=version or 1,
             backend=backend_config, state=state_config, variables=values, resources=resources,
-            graph=Graph(), check_files=self.check_files)
+            graph=Graph(), check_files=self.check_files,
+            sensitive=Secrets.of([*(values[n] for n in sensitive_names if n in values),
+                                  *interpolator.derived], sorted(sensitive_names)))
         for decl in resources.values():
             decl.manifest = manifest
         for decl in resources.values():
@@ -250,8 +259,11 @@ class _Loader:
                 (self.diagnostics if problem.is_error else manifest.warnings).append(problem)
         manifest.graph, problems = build_graph(manifest, self.invalid_addresses)
         self.diagnostics.extend(problems)
+        if manifest.sensitive:  # a check may quote a value it refuses
+            self.diagnostics = [_redacted(d, manifest.sensitive) for d in self.diagnostics]
+            manifest.warnings = [_redacted(d, manifest.sensitive) for d in manifest.warnings]
         if any(d.is_error for d in self.diagnostics):
-            raise ManifestError(self.diagnostics + manifest.warnings)
+            raise ManifestError(self.diagnostics + manifest.warnings, sensitive_names=sensitive_names)
         manifest.warnings.extend(self.diagnostics)
         return manifest
 
@@ -331,9 +343,14 @@ class _Loader:
             try:
                 values[name] = coerce_variable(value, variable.spec, variable.has_default)
             except ValueError as exc:
-                self.error(f"--var {name}={value if len(value) <= 60 else value[:57] + '...'}: "
-                           f"variable {name!r} {exc}", variable.source.key_position(variable.path),
-                           code="invalid-value")
+                if variable.spec.sensitive:
+                    message = (f"--var {name}: not a valid {variable.spec.type or 'value'} "
+                               "(the variable is sensitive, "
+                               "so its value is not shown)")
+                else:
+                    message = (f"--var {name}={value if len(value) <= 60 else value[:57] + '...'}: "
+                               f"variable {name!r} {exc}")
+                self.error(message, variable.source.key_position(variable.path), code="invalid-value")
                 refused.add(name)
         for name, variable in declared.items():
             if name not in values and name not in refused:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foundryctl.errors import Diagnostic, Position
+from foundryctl.sensitive import NO_SECRETS, Secrets
 
 if TYPE_CHECKING:
     from foundryctl.graph import Graph
@@ -67,6 +68,7 @@ class Manifest:
     graph: Graph
     warnings: list[Diagnostic] = field(default_factory=list)
     check_files: bool = True  # whether kinds check the files they name (see load_manifest)
+    sensitive: Secrets = NO_SECRETS  # values of `sensitive: true` variables, and strings made from them
 
     def addresses_of_kind(self, kind: str) -> list[str]:
         return list(self._by_kind.get(kind, ()))
@@ -90,5 +92,9 @@ class Manifest:
             "resources": [[a, r.attributes, r.spec.protect, self.graph.dependencies(a)]
                           for a, r in self.resources.items()],
         }
+        # Sensitive values enter as their slow hashes: a saved plan (a CI artifact) carries
+        # this digest, and must not let a short secret be guessed from it cheaply.
+        if self.sensitive:
+            content = self.sensitive.redact(content, stored=True)
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -119,13 +119,16 @@ class StateConfig(RootModel[StateBlock]):
 
 
 class VariableSpec(BaseModel):
-    """Long form of a variable: `{default, description, type}`. A scalar or list is its own default."""
+    """Long form of a variable: `{default, description, type, sensitive}`. A scalar or list is its own default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     default: Any = None
     description: str = ""
     type: Literal["string", "number", "integer", "boolean", "list", "map"] | None = None
+    sensitive: bool = Field(False, description=(
+        "Never show or store the value: plans print `(sensitive value)`, state and saved plans "
+        "keep a salted hash, and so does every string the variable is interpolated into."))
 
 
 def coerce_variable(value: Any, spec: VariableSpec, has_default: bool) -> Any:

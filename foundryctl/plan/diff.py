@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from foundryctl.sensitive import reveal
+
 _REPORT_KINDS = {
     "values_changed": "change", "type_changes": "change",
     "dictionary_item_added": "add", "iterable_item_added": "add",
@@ -26,6 +28,9 @@ def diff_attributes(before: dict[str, Any], after: dict[str, Any], *,
         after = {k: v for k, v in after.items() if v is not None}
         before = {k: before.get(k) for k in after}
     if before == after:  # the common case, without deepdiff's cost
+        return []
+    before = reveal(before, after)  # a sensitive value in state is a hash: equal is no change
+    if before == after:
         return []
     from deepdiff import DeepDiff
     from deepdiff.helper import notpresent

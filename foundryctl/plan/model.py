@@ -5,11 +5,13 @@ A Plan is rendered (text, JSON), saved, and applied as it is; applying never re-
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from foundryctl.errors import Diagnostic
+from foundryctl.sensitive import NO_SECRETS, Secrets, redact_paths
 
 if TYPE_CHECKING:
     from foundryctl.cost.model import CostEstimate
@@ -194,6 +196,8 @@ class Plan:
     foundryctl_version: str = ""
     cost: CostEstimate | None = None  # set by Stack.plan (foundryctl.cost)
     policy_results: list[PolicyResult] = field(default_factory=list)  # foundryctl.policy
+    # The manifest's sensitive values: never rendered, saved or written to state in clear.
+    sensitive: Secrets = field(default=NO_SECRETS, repr=False)
 
     @property
     def pending(self) -> list[ResourceChange]:
@@ -226,8 +230,58 @@ class Plan:
     def needs_apply(self) -> bool:
         return bool(self.pending or self.repairs or self.moves)
 
-    def to_dict(self, *, include_source: bool = True) -> dict[str, Any]:
-        """The documented JSON form (docs/plan-json.md); saved plans add `manifest_source`."""
+    def redacted(self, *, stored: bool = False) -> Plan:
+        """A copy with every sensitive value replaced: `(sensitive value)` for people, a
+        salted hash (`stored`) for saved plans and state. The copy has nothing left to hide."""
+        if not self.sensitive:
+            return self
+        secrets, plan = self.sensitive, copy.deepcopy(self)
+        plan.sensitive = NO_SECRETS
+        hidden: dict[str, set[tuple]] = {}  # per address, attribute paths whose new value is sensitive
+
+        def attributes(address: str, value: Any) -> Any:
+            found = hidden.setdefault(address, set())
+            redacted = secrets.redact(value, stored=stored, found=found)
+            return redact_paths(redacted, found, stored=stored)
+
+        def changes(address: str, items: list[AttributeChange]) -> list[AttributeChange]:
+            paths = hidden.get(address, set())
+            for item in items:
+                sensitive = any(item.path[:len(p)] == p or p[:len(item.path)] == item.path for p in paths) \
+                    or secrets.redact(item.before) != item.before or secrets.redact(item.after) != item.after
+                if sensitive:
+                    item.before = redact_paths(item.before, {()}, stored=stored)
+                    item.after = redact_paths(item.after, {()}, stored=stored)
+            return items
+
+        for c in plan.changes:  # the new values first: they say which old values to hide
+            c.after = attributes(c.address, c.after)
+            c.before = attributes(c.address, c.before)
+            c.attribute_changes = changes(c.address, c.attribute_changes)
+            c.reasons = [secrets.redact_text(r) for r in c.reasons]
+        for d in plan.drift:
+            d.before = attributes(d.address, d.before)
+            d.after = attributes(d.address, d.after)
+            d.attribute_changes = changes(d.address, d.attribute_changes)
+        for r in plan.repairs:
+            r.attributes = attributes(r.address, r.attributes)
+            r.outputs = secrets.redact(r.outputs, stored=stored)
+        names = set(secrets.names)
+        source_vars = plan.manifest_source.get("variables") or {}
+        if names & set(source_vars):
+            plan.manifest_source = {**plan.manifest_source,
+                                    "variables": {k: v for k, v in source_vars.items() if k not in names},
+                                    "sensitive_variables": sorted(names & set(source_vars))}
+        plan.warnings = [replace(w, message=secrets.redact_text(w.message)) for w in plan.warnings]
+        for result in plan.policy_results:
+            result.violations = [replace(v, message=secrets.redact_text(v.message)) for v in result.violations]
+        return plan
+
+    def to_dict(self, *, include_source: bool = True, stored: bool = False) -> dict[str, Any]:
+        """The documented JSON form (docs/plan-json.md); saved plans add `manifest_source`.
+        Sensitive values are always replaced (see `redacted`)."""
+        if self.sensitive:
+            return self.redacted(stored=stored).to_dict(include_source=include_source)
         add, change, destroy = self.summary
         out: dict[str, Any] = {
             "format_version": str(FORMAT_VERSION),

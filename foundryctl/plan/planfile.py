@@ -13,8 +13,14 @@ MAGIC = "foundryctl-plan"
 
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> None:
-    """Write the plan (0600: it names every resource and its settings)."""
-    document = {"kind": MAGIC, **plan.to_dict(include_source=True)}
+    """Write the plan (0600: it names every resource and its settings).
+
+    Sensitive values are not in it (plans are kept as CI artifacts): each is a salted hash,
+    and `--var` values of sensitive variables are left out. Applying the plan needs them
+    again (--var, a var file or the environment); the manifest fingerprint, which covers
+    their hashes, proves they are the values the plan was made with.
+    """
+    document = {"kind": MAGIC, **plan.to_dict(include_source=True, stored=True)}
     target = Path(path)
     temporary = target.with_name(target.name + ".tmp")
     fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)

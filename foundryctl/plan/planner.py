@@ -149,7 +149,7 @@ class _Planner:
             lineage=self.state.lineage, serial=self.state.serial, backend=self.backend.describe(),
             manifest_fingerprint=self.manifest.fingerprint, manifest_source=manifest_source,
             targets=list(self.options.targets), moves=moves, warnings=self.warnings,
-            created_at=now_iso(), foundryctl_version=__version__)
+            created_at=now_iso(), foundryctl_version=__version__, sensitive=self.manifest.sensitive)
 
     def _dependents_of_destroyed(self, changes: list[ResourceChange]) -> set[str]:
         if not self.options.targets:

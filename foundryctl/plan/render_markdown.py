@@ -29,6 +29,7 @@ COMMENT_LIMIT = 60_000
 def render_markdown(plan: Plan, *, limit: int = COMMENT_LIMIT) -> str:
     """The plan as a pull-request comment. Over `limit` characters, the per-resource diffs are
     left out first, then the summary table is cut, so the comment can always be posted."""
+    plan = plan.redacted()  # sensitive values print as (sensitive value)
     text = _render(plan, diffs=True, rows=None)
     if len(text) <= limit:
         return text

@@ -35,6 +35,7 @@ def value_text(value: Any) -> str:
 
 
 def render_plan(plan: Plan) -> Text:
+    plan = plan.redacted()  # sensitive values print as (sensitive value)
     out = Text()
     _render_changes(out, plan)
     if plan.cost is not None and plan.cost.lines:

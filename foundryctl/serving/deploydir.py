@@ -9,6 +9,9 @@
     admin.token   the secret apply uses for /admin/reload (mode 0600)
     status.json   pid, port, state (Starting, Ready, Stopped, Failed), model being served
     server.log    the server's log
+
+The directory is 0700 and every file in it 0600: the log has prompts and the config names the
+model files (foundryctl.private_files).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from foundryctl.private_files import open_private_append, private_directory, write_private
 
 KEY_NAMES = ("key1", "key2")
 
@@ -85,6 +90,11 @@ class DeploymentDir:
     def log(self) -> Path:
         return self.path / "server.log"
 
+    def open_log(self) -> BinaryIO:
+        """The server log, for appending (0600, in the 0700 directory)."""
+        private_directory(self.path)
+        return open_private_append(self.log)
+
     # -- config ------------------------------------------------------------------------------
 
     def read_config(self) -> ServerConfig | None:
@@ -117,7 +127,7 @@ class DeploymentDir:
         if key is None:
             self.filter_key_file.unlink(missing_ok=True)
         else:
-            _write_atomic(self.filter_key_file, key, secret=True)
+            _write_atomic(self.filter_key_file, key)
 
     def filter_key(self) -> str | None:
         try:
@@ -129,11 +139,11 @@ class DeploymentDir:
 
     def ensure_secrets(self) -> None:
         """Keys and the admin token, made once (kept across restarts and model changes)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        private_directory(self.path)
         if not self.keys_file.exists():
-            _write_atomic(self.keys_file, json.dumps({n: _new_key() for n in KEY_NAMES}) + "\n", secret=True)
+            _write_atomic(self.keys_file, json.dumps({n: _new_key() for n in KEY_NAMES}) + "\n")
         if not self.admin_file.exists():
-            _write_atomic(self.admin_file, secrets.token_urlsafe(32), secret=True)
+            _write_atomic(self.admin_file, secrets.token_urlsafe(32))
 
     def keys(self) -> dict[str, str]:
         return json.loads(self.keys_file.read_text())
@@ -143,7 +153,7 @@ class DeploymentDir:
             raise ValueError(f"key must be one of {', '.join(KEY_NAMES)}, not {which!r}")
         keys = self.keys()
         keys[which] = _new_key()
-        _write_atomic(self.keys_file, json.dumps(keys) + "\n", secret=True)
+        _write_atomic(self.keys_file, json.dumps(keys) + "\n")
         return keys[which]
 
     def admin_token(self) -> str:
@@ -166,11 +176,6 @@ def _new_key() -> str:
     return secrets.token_hex(32)  # 256 bits, hex like Azure's keys
 
 
-def _write_atomic(path: Path, text: str, *, secret: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    descriptor = os.open(temporary, flags, 0o600 if secret else 0o644)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+def _write_atomic(path: Path, text: str) -> None:
+    private_directory(path.parent)
+    write_private(path, text)

@@ -23,8 +23,11 @@ def current_host() -> str:
 
 
 def current_command() -> str:
+    """This process's command line, as history and locks record it (--var values redacted)."""
+    from foundryctl.sensitive import redact_argv
+
     args = [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv and sys.argv[0] else ["python"]
-    return " ".join(args)
+    return " ".join(redact_argv(args))
 
 
 def process_start(pid: int) -> str | None:

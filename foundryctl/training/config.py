@@ -9,6 +9,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from foundryctl.private_files import write_private
+
 
 @dataclass
 class TrainingConfig:
@@ -41,7 +43,7 @@ class TrainingConfig:
     sample_generations: int = 3  # validation prompts answered before and after training (report)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        write_private(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> TrainingConfig:

@@ -8,6 +8,9 @@
     checkpoints/epoch-N  adapter (or weights), optimizer, scheduler and RNG state; last 3 kept
     model/               the final adapter (safetensors); merged/ with merge_weights
     report.html          loss curves, self-contained
+
+The directory is 0700 and what foundryctl writes in it 0600 (the trainer runs with umask 077):
+it holds the training data's loss, the model and the log (foundryctl.private_files).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from foundryctl.private_files import open_private_append, private_directory, write_private
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELED = "Queued", "Running", "Completed", "Failed", "Canceled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
@@ -42,6 +47,15 @@ class JobDir:
     @property
     def log(self) -> Path:
         return self.path / "train.log"
+
+    def create(self) -> None:
+        """Make the directory (0700; one left by an older version is tightened)."""
+        private_directory(self.path)
+
+    def open_log(self) -> BinaryIO:
+        """The training log, for appending (0600)."""
+        self.create()
+        return open_private_append(self.log)
 
     @property
     def metrics(self) -> Path:
@@ -82,9 +96,7 @@ class JobDir:
     def write_status(self, **changes: Any) -> dict[str, Any]:
         status = self.read_status()
         status.update(changes, updated_at=time.time())
-        temporary = self.status_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(status, sort_keys=True))
-        os.replace(temporary, self.status_file)
+        write_private(self.status_file, json.dumps(status, sort_keys=True))
         return status
 
     def state(self) -> str:

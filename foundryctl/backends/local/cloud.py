@@ -32,6 +32,7 @@ from foundryctl import catalog
 from foundryctl.backends import arm
 from foundryctl.errors import BackendError
 from foundryctl.kinds.role_assignment import assignment_name
+from foundryctl.private_files import private_directory, tighten_file
 from foundryctl.state.lock import current_user
 from foundryctl.state.sqlite_store import now_iso
 
@@ -124,10 +125,15 @@ class LocalCloud:
         self.registration_delay = registration_delay
         self.api_latency = api_latency
         self._mutex = threading.RLock()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(self.directory)  # 0700; a directory from an older version is tightened
         path = self.directory / self.FILE_NAME
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for existing in (path, *self.directory.glob(f"{self.FILE_NAME}-*")):
+            tighten_file(existing)  # SQLite's -wal and -shm files take the database's mode
+        for area in ("jobs", "endpoints", "datastores"):
+            if (self.directory / area).is_dir():
+                private_directory(self.directory / area)
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -416,7 +422,7 @@ class LocalCloud:
         uri = self.blob_uri(workspace_id, sha256)
         if target.is_file():
             return uri, target, False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(target.parent)
         digest = hashlib.sha256()
         with self._request(), tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-",
                                                           delete=False) as out:
@@ -431,7 +437,7 @@ class LocalCloud:
                     raise BackendError("ContentMismatch", f"{source} changed since it was validated "
                                        f"(sha256 {digest.hexdigest()[:12]}..., expected {sha256[:12]}...)",
                                        hint="run `foundryctl plan` again")
-                os.chmod(out.name, 0o444)  # stored content is immutable
+                os.chmod(out.name, 0o400)  # stored content is immutable, and its owner's alone
                 os.replace(out.name, target)
             except BaseException:
                 Path(out.name).unlink(missing_ok=True)

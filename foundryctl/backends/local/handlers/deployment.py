@@ -23,6 +23,7 @@ from typing import Any
 
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError
@@ -213,11 +214,11 @@ class DeploymentHandler(LocalHandler):
                                     "one is chosen)")
         directory.write_pending(config)
         directory.write_status(state="Starting", error=None, pid=None, port=config.port)
-        with open(directory.log, "ab") as log:
+        with directory.open_log() as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory.path,
-                start_new_session=True)  # outlives apply; Ctrl-C stays with apply
+                **child_process_options(), start_new_session=True)  # outlives apply; Ctrl-C stays with apply
         directory.write_status(pid=process.pid, pid_start=process_start_time(process.pid))
         progress(f"server starting (pid {process.pid}, log {directory.log})")
         deadline = time.monotonic() + START_TIMEOUT

@@ -17,6 +17,7 @@ from typing import Any
 
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError
@@ -112,7 +113,7 @@ class FineTuneJobHandler(LocalHandler):
         job_id = self.identify(target)
         name = arm.last_segment(job_id)
         directory = JobDir(self.cloud.job_directory(workspace, name))
-        directory.path.mkdir(parents=True, exist_ok=True)
+        directory.create()
         hp = a["hyperparameters"]
         entry = ref.entry
         context = ref.context_length or MAX_DEFAULT_SEQUENCE
@@ -200,11 +201,11 @@ class FineTuneJobHandler(LocalHandler):
         from foundryctl.training.config import TrainingConfig, launch_command
 
         config = TrainingConfig.load(directory.config)
-        with open(directory.log, "ab") as log:
+        with directory.open_log() as log:
             process = subprocess.Popen(
                 launch_command(directory.path, config.processes),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=directory.path, start_new_session=True)  # outlives apply; Ctrl-C stays with apply
+                cwd=directory.path, **child_process_options(), start_new_session=True)  # outlives apply; Ctrl-C stays with apply
         directory.write_status(state="Queued", pid=process.pid, pid_start=process_start_time(process.pid),
                                error=None)
         progress(f"training started (pid {process.pid}"
