@@ -193,6 +193,10 @@ class StateStore:
     def _error(self, message: str) -> StateError:
         return StateError(message, hint=_recovery_hint(self.path))
 
+    def _busy(self, exc: sqlite3.OperationalError) -> StateError:
+        return StateError(f"state file {self.path} stayed busy for 30 s ({exc})",
+                          hint="another foundryctl process is writing it; retry")
+
     def _check_file_header(self) -> None:
         size = self.path.stat().st_size
         if size == 0:
@@ -230,6 +234,10 @@ class StateStore:
                 raise self._error(f"state file {self.path} is damaged: table(s) "
                                   f"{', '.join(sorted(missing))} are missing")
             found = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):  # another run holds it: not damage
+                raise self._busy(exc) from exc
+            raise self._error(f"state file {self.path} is damaged ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise self._error(f"state file {self.path} is damaged ({exc})") from exc
         absent = [key for key in _META_KEYS if key not in found]
@@ -270,8 +278,7 @@ class StateStore:
             yield
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                raise StateError(f"state file {self.path} stayed busy for 30 s ({exc})",
-                                 hint="another foundryctl process is writing it; retry") from exc
+                raise self._busy(exc) from exc
             raise self._error(f"state file {self.path} cannot be used ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise self._error(f"state file {self.path} is damaged ({exc})") from exc
