@@ -40,7 +40,7 @@ resources:
 {deployment_extra}"""
 
 
-def manifest(tmp_path: Path, *, location: str = "eastus2", model: str = "Phi-3-mini-128k-instruct",
+def manifest(tmp_path: Path, *, location: str = "eastus2", model: str = "Phi-4-mini-instruct",
              job_extra: str = "", deployment_extra: str = "", backend: str = BACKEND) -> Path:
     rows = [json.dumps({"messages": [{"role": "system", "content": "You are a support agent."},
                                      {"role": "user", "content": f"question {i}"},
@@ -70,7 +70,7 @@ def test_a_clean_azure_manifest_validates(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("location", "model", "expected"), [
-    ("swedencentral", "Phi-3-mini-128k-instruct", [("error", "FineTuneJob.agent")]),
+    ("swedencentral", "Phi-4-mini-instruct", [("error", "FineTuneJob.agent")]),
     ("westeurope", "Phi-4-mini-instruct", [("error", "FineTuneJob.agent"), ("error", "Deployment.agent")]),
     ("westus3", "Phi-4-mini-instruct", []),
 ])
@@ -88,7 +88,7 @@ def test_the_same_region_is_only_a_warning_on_the_local_backend(tmp_path: Path) 
 def test_a_region_error_names_the_hub_and_the_regions(tmp_path: Path) -> None:
     result = run_cli("validate", "-f", str(manifest(tmp_path, location="swedencentral")), cwd=tmp_path)
     assert result.code == 1, result
-    assert "only in eastus2" in result.output and "Hub.ft-hub" in result.output
+    assert "only in eastus, eastus2, northcentralus" in result.output and "Hub.ft-hub" in result.output
     assert "foundry.yaml:14:17:" in result.output  # the base_model value of the job
 
 
@@ -129,7 +129,7 @@ def test_the_quickstart_switches_to_azure_with_its_variable_file(tmp_path: Path)
     manifest_path = REPO / "manifests" / "quickstart.yaml"
     loaded = load_manifest(manifest_path, var_files=[REPO / "manifests" / "envs" / "azure.yaml"], env=env)
     assert loaded.backend.type == "azure" and loaded.backend.subscription_id == SUBSCRIPTION
-    assert loaded.resources["FineTuneJob.xbox-agent"].spec.base_model == "Phi-3-mini-128k-instruct"
+    assert loaded.resources["FineTuneJob.xbox-agent"].spec.base_model == "Phi-4-mini-instruct"
     assert load_manifest(manifest_path, env={}).backend.type == "local"
 
 
@@ -154,3 +154,53 @@ def test_validate_needs_no_credentials_and_no_azure_sdk(tmp_path: Path) -> None:
     process = subprocess.run([sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True, check=False,
                              text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert "HEAVY [] CODE 0" in process.stdout, process.stdout + process.stderr
+
+
+@pytest.fixture
+def pinned_today(monkeypatch: pytest.MonkeyPatch):
+    """Pin the date the retirement checks read."""
+    import datetime as dt
+
+    from foundryctl import catalog
+
+    def pin(day: str) -> None:
+        monkeypatch.setattr(catalog, "today", lambda: dt.date.fromisoformat(day))
+    return pin
+
+
+@pytest.mark.parametrize("model", ["Phi-3-mini-4k-instruct", "Phi-3-mini-128k-instruct", "Phi-3.5-mini-instruct"])
+def test_a_retired_model_is_refused_on_the_azure_backend(tmp_path: Path, model: str, pinned_today) -> None:
+    pinned_today("2026-12-04")
+    found = codes(manifest(tmp_path, model=model))
+    assert found.get("model-retired") == [("error", "FineTuneJob.agent")]
+    assert "model-unavailable" not in found  # the retirement is the reason, said once
+
+
+def test_the_retirement_error_names_the_date_the_replacement_and_the_line(tmp_path: Path) -> None:
+    result = run_cli("validate", "-f", str(manifest(tmp_path, model="Phi-3-mini-128k-instruct")), cwd=tmp_path)
+    assert result.code == 1, result
+    assert "foundry.yaml:14:17:" in result.output
+    assert "retired on Azure on 2025-08-30" in result.output and "use Phi-4-mini-instruct" in result.output
+
+
+def test_a_model_retiring_within_90_days_is_a_warning(tmp_path: Path, pinned_today) -> None:
+    path = manifest(tmp_path, model="Phi-3-mini-128k-instruct")
+    pinned_today("2025-06-01")  # 90 days before 2025-08-30
+    assert codes(path).get("model-retiring") == [("warning", "FineTuneJob.agent")]
+    pinned_today("2025-06-02")
+    assert "model-retiring" in codes(path) and "model-retired" not in codes(path)
+    pinned_today("2025-05-31")  # 91 days before: nothing yet
+    assert not {"model-retiring", "model-retired"} & set(codes(path))
+    pinned_today("2025-08-30")  # the day itself: retired
+    assert codes(path).get("model-retired") == [("error", "FineTuneJob.agent")]
+
+
+def test_retirement_does_not_touch_the_local_backend(tmp_path: Path, pinned_today) -> None:
+    pinned_today("2026-12-04")
+    local = manifest(tmp_path, model="Phi-3-mini-4k-instruct", backend="backend: {type: local}\n")
+    assert not {"model-retired", "model-retiring"} & set(codes(local))
+
+
+def test_the_local_quickstart_keeps_its_smollm2_model() -> None:
+    loaded = load_manifest(REPO / "manifests" / "quickstart.yaml", env={})
+    assert loaded.resources["FineTuneJob.xbox-agent"].spec.base_model == "SmolLM2-135M-Instruct"

@@ -6,6 +6,7 @@ validate, plan and every backend read the same files. Each file names its source
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -59,6 +60,29 @@ class BaseModel:
     # The model's asset id in Azure's model catalog (registry), what an Azure fine-tune job
     # names as its base; None: Azure does not fine-tune it.
     azure_model_id: str | None = None
+    # The day Azure retired the model for serverless use (None: not retired), and what replaces it.
+    retired: _dt.date | None = None
+    replacement: str | None = None
+
+    def retired_by(self, day: _dt.date) -> bool:
+        return self.retired is not None and self.retired <= day
+
+
+@dataclass(frozen=True)
+class AzureLimits:
+    """What limits.yaml says Azure allows (see its comments for each source)."""
+
+    deployments_per_custom_model: int
+    tokens_per_minute_per_deployment: int
+    requests_per_minute_per_deployment: int
+    serverless_source: str
+    training_jobs_per_resource: int
+    running_jobs_per_resource: int
+    queued_jobs_per_resource: int
+    fine_tuned_deployments_per_resource: int
+    max_training_hours: int
+    max_training_tokens: int
+    fine_tuning_source: str
 
 
 @dataclass(frozen=True)
@@ -138,8 +162,42 @@ def base_models() -> dict[str, BaseModel]:
                                    finetune_regions=_region_set(azure.get("finetune_regions")),
                                    deploy_regions=_region_set(azure.get("deploy_regions")),
                                    regions_source=azure.get("source"),
-                                   azure_model_id=azure.get("model_id"))
+                                   azure_model_id=azure.get("model_id"),
+                                   retired=_date(azure.get("retired")), replacement=azure.get("replacement"))
     return out
+
+
+def _date(value: object) -> _dt.date | None:
+    if value is None or isinstance(value, _dt.date):
+        return value
+    return _dt.date.fromisoformat(str(value))
+
+
+def today() -> _dt.date:
+    """The UTC date retirement checks compare with (tests replace this function to pin it)."""
+    return _dt.datetime.now(_dt.timezone.utc).date()
+
+
+# A model retiring within this many days draws a warning on the azure backend.
+RETIREMENT_NOTICE_DAYS = 90
+
+
+@cache
+def azure_limits() -> AzureLimits:
+    data = _load("limits.yaml")
+    serverless, tuning = data["serverless"], data["fine_tuning"]
+    return AzureLimits(
+        deployments_per_custom_model=int(serverless["deployments_per_custom_model"]),
+        tokens_per_minute_per_deployment=int(serverless["tokens_per_minute_per_deployment"]),
+        requests_per_minute_per_deployment=int(serverless["requests_per_minute_per_deployment"]),
+        serverless_source=serverless["source"],
+        training_jobs_per_resource=int(tuning["training_jobs_per_resource"]),
+        running_jobs_per_resource=int(tuning["running_jobs_per_resource"]),
+        queued_jobs_per_resource=int(tuning["queued_jobs_per_resource"]),
+        fine_tuned_deployments_per_resource=int(tuning["fine_tuned_deployments_per_resource"]),
+        max_training_hours=int(tuning["max_training_hours"]),
+        max_training_tokens=int(tuning["max_training_tokens"]),
+        fine_tuning_source=tuning["source"])
 
 
 def _region_set(values: list[str] | None) -> frozenset[str] | None:

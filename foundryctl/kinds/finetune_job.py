@@ -252,8 +252,12 @@ def runner_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
         return []
     out: list[Diagnostic] = []
     entry = catalog.find_base_model(spec.base_model)
-    if entry is None or entry.azure_model_id is None:
-        offered = sorted(m.name for m in catalog.base_models().values() if m.azure_model_id)
+    retirement = retirement_checks(decl, entry)
+    out.extend(retirement)
+    retired = any(d.code == "model-retired" for d in retirement)  # says more than "not offered"
+    if not retired and (entry is None or entry.azure_model_id is None):
+        offered = sorted(m.name for m in catalog.base_models().values()
+                         if m.azure_model_id and not m.retired_by(catalog.today()))
         out.append(Diagnostic.error(
             f"{spec.base_model} is not offered for serverless fine-tuning on Azure",
             decl.position_of(("base_model",)), decl.address, code="model-unavailable",
@@ -268,6 +272,30 @@ def runner_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
             decl.position_of(("hyperparameters", ignored[0])), decl.address,
             code="local-only-setting"))
     return out
+
+
+def retirement_checks(decl: ResourceDecl, entry: Any) -> list[Diagnostic]:
+    """On the azure backend: a model Azure has retired for serverless use is an error, one
+    retiring within RETIREMENT_NOTICE_DAYS a warning (the job and its endpoint would stop)."""
+    from foundryctl import catalog
+
+    if entry is None or entry.retired is None:
+        return []
+    today = catalog.today()
+    instead = f"use {entry.replacement}" if entry.replacement else "use a model Azure still serves"
+    where = decl.position_of(("base_model",))
+    if entry.retired_by(today):
+        return [Diagnostic.error(
+            f"{entry.name} was retired on Azure on {entry.retired.isoformat()}: Azure no longer fine-tunes "
+            "or serves it", where, decl.address, code="model-retired",
+            hint=f"{instead} (the local backend still trains {entry.name})")]
+    days = (entry.retired - today).days
+    if days <= catalog.RETIREMENT_NOTICE_DAYS:
+        return [Diagnostic.warning(
+            f"{entry.name} retires on Azure on {entry.retired.isoformat()} (in {days} day{'s' if days != 1 else ''}): "
+            "its endpoints stop then", where, decl.address, code="model-retiring",
+            hint=f"{instead} before then")]
+    return []
 
 
 # What the local runner reads and Azure's fine-tuning does not (it takes epochs, batch size

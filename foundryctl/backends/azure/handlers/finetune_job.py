@@ -429,6 +429,9 @@ def _catalog_entry(base_model: str) -> Any:
                            "catalog has no Azure model catalog id for it",
                            hint="use a catalog model Azure fine-tunes (foundryctl schema lists them) "
                                 "or `runner: local`")
+    if entry.retired_by(catalog.today()):
+        raise BackendError("ModelRetired", f"{entry.name} was retired on Azure on {entry.retired.isoformat()}",
+                           hint=f"use {entry.replacement or 'a model Azure still serves'} as base_model")
     return entry
 
 
