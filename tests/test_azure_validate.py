@@ -204,3 +204,83 @@ def test_retirement_does_not_touch_the_local_backend(tmp_path: Path, pinned_toda
 def test_the_local_quickstart_keeps_its_smollm2_model() -> None:
     loaded = load_manifest(REPO / "manifests" / "quickstart.yaml", env={})
     assert loaded.resources["FineTuneJob.xbox-agent"].spec.base_model == "SmolLM2-135M-Instruct"
+
+
+SECOND_DEPLOYMENT = """\
+  - kind: Deployment
+    name: agent-two
+    project: prj
+    model: {job: agent}
+"""
+
+
+def test_a_second_deployment_of_one_custom_model_is_refused(tmp_path: Path) -> None:
+    path = manifest(tmp_path, deployment_extra=SECOND_DEPLOYMENT)
+    assert codes(path).get("one-deployment-per-model") == [("error", "Deployment.agent-two")]
+    result = run_cli("validate", "-f", str(path), cwd=tmp_path)
+    assert result.code == 1, result
+    # The error sits at the second deployment's model and names the first one with its line.
+    assert "foundry.yaml:23:12: error: Deployment.agent-two:" in result.output
+    assert "Deployment.agent (" in result.output and "foundry.yaml:19:12)" in result.output
+    assert "1 serverless deployment per custom model" in result.output
+
+
+def test_two_deployments_of_one_registered_model_version_are_refused(tmp_path: Path) -> None:
+    path = manifest(tmp_path, deployment_extra=(
+        "  - {kind: Deployment, name: reg-one, project: prj, model: {name: support, version: 2}}\n"
+        "  - {kind: Deployment, name: reg-two, project: prj, model: {name: support, version: 2}}\n"
+        "  - {kind: Deployment, name: reg-three, project: prj, model: {name: support, version: 3}}\n"))
+    assert codes(path).get("one-deployment-per-model") == [("error", "Deployment.reg-two")]
+
+
+def test_the_same_model_deployed_twice_is_fine_on_the_local_backend(tmp_path: Path) -> None:
+    path = manifest(tmp_path, model="SmolLM2-135M-Instruct", deployment_extra=SECOND_DEPLOYMENT,
+                    backend="backend: {type: local}\n")
+    assert "one-deployment-per-model" not in codes(path)
+
+
+def test_more_fine_tuned_deployments_than_azure_allows_per_project(tmp_path: Path) -> None:
+    extra = "".join(f"  - {{kind: Deployment, name: reg-{i}, project: prj, model: {{name: support, version: {i}}}}}\n"
+                    for i in range(1, 6))  # 5 more: 6 in the project, Azure allows 5
+    assert codes(manifest(tmp_path, deployment_extra=extra)).get("quota-deployments") == [
+        ("error", "Deployment.reg-5")]
+    fewer = "".join(f"  - {{kind: Deployment, name: reg-{i}, project: prj, model: {{name: support, version: {i}}}}}\n"
+                    for i in range(1, 5))
+    assert "quota-deployments" not in codes(manifest(tmp_path, deployment_extra=fewer))
+
+
+def test_more_fine_tuning_jobs_than_azure_allows_per_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from foundryctl import catalog
+
+    small = dataclasses.replace(catalog.azure_limits(), training_jobs_per_resource=2, running_jobs_per_resource=1,
+                                queued_jobs_per_resource=0)
+    monkeypatch.setattr(catalog, "azure_limits", lambda: small)
+    jobs = "".join(f"  - {{kind: FineTuneJob, name: more-{i}, project: prj, base_model: Phi-4-mini-instruct, "
+                   f"training_data: chat, seed: {i}}}\n" for i in range(2))
+    found = codes(manifest(tmp_path, deployment_extra=jobs))
+    assert found.get("quota-jobs") == [("error", "FineTuneJob.more-1")]  # the third job of the project
+    one_more = codes(manifest(tmp_path, deployment_extra=jobs.split("\n")[0] + "\n"))
+    assert "quota-jobs" not in one_more
+    assert one_more.get("quota-queued-jobs") == [("warning", "FineTuneJob.more-0")]  # 2 > 1 running + 0 queued
+
+
+def test_the_training_token_maximum_is_checked_at_validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from foundryctl import catalog
+
+    small = dataclasses.replace(catalog.azure_limits(), max_training_tokens=1000)
+    monkeypatch.setattr(catalog, "azure_limits", lambda: small)
+    found = codes(manifest(tmp_path))
+    assert found.get("quota-training-tokens") == [("error", "FineTuneJob.agent")]
+
+
+def test_a_new_azure_deployment_shows_its_rate_limit_in_the_plan(tmp_path: Path) -> None:
+    from foundryctl.kinds import KINDS
+
+    loaded = load_manifest(manifest(tmp_path))
+    decl = loaded.resources["Deployment.agent"]
+    notes = KINDS["Deployment"].describe_changes(None, KINDS["Deployment"].desired_attributes(decl), decl)
+    assert notes == ["Azure limits a serverless deployment to 200,000 tokens and 1,000 requests per minute"]

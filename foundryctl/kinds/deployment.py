@@ -127,7 +127,7 @@ class Deployment(Kind):
     def describe_changes(cls, before: dict[str, Any] | None, after: dict[str, Any],
                          decl: ResourceDecl | None = None) -> list[str]:
         if before is None:
-            return []
+            return _azure_rate_note(decl)
         notes = []
         if before.get("status") != after.get("status"):
             notes.append(f"the endpoint is {str(before.get('status')).lower()}; apply restarts it")
@@ -172,6 +172,9 @@ class Deployment(Kind):
                     f"not {spec.project!r}", decl.position_of(("model", "job")), decl.address,
                     code="cross-project", hint="a deployment serves models of its own project"))
         out.extend(_azure_filter_checks(decl, manifest))
+        from foundryctl.kinds.azure_limits import deployment_checks
+
+        out.extend(deployment_checks(decl, manifest))
         ports: dict[int, str] = {}
         for address in manifest.addresses_of_kind("Deployment"):
             other = manifest.resources[address].spec.serving.port  # type: ignore[attr-defined]
@@ -183,6 +186,18 @@ class Deployment(Kind):
                 f"port {port} is also used by {ports[port]}", decl.position_of(("serving", "port")),
                 decl.address, code="port-conflict", hint="give each deployment its own port, or leave it out"))
         return out
+
+
+def _azure_rate_note(decl: ResourceDecl | None) -> list[str]:
+    """A new serverless endpoint's documented rate limit, so nobody load-tests into a 429."""
+    manifest = decl.manifest if decl is not None else None
+    if manifest is None or manifest.backend.type != "azure":
+        return []
+    from foundryctl import catalog
+
+    limits = catalog.azure_limits()
+    return [f"Azure limits a serverless deployment to {limits.tokens_per_minute_per_deployment:,} tokens and "
+            f"{limits.requests_per_minute_per_deployment:,} requests per minute"]
 
 
 def _azure_filter_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:

@@ -156,6 +156,9 @@ class FineTuneJob(Kind):
         out.extend(region_checks(decl, manifest, spec.project, spec.base_model, "fine-tuned",
                                  "finetune_regions", ("base_model",)))
         out.extend(runner_checks(decl, manifest))
+        from foundryctl.kinds.azure_limits import job_checks
+
+        out.extend(job_checks(decl, manifest))
         out.extend(hyperparameter_checks(decl))
         return out
 
@@ -363,8 +366,14 @@ def _token_checks(decl: ResourceDecl, dataset: ResourceDecl) -> list[Diagnostic]
     except OSError:
         return []  # the dataset reports the unreadable file
     wanted = {"over_context_length", "chat_template_error"}
-    return [d for d in report_diagnostics(report, decl.address, decl.position_of(("training_data",)))
-            if d.code in wanted]
+    out = [d for d in report_diagnostics(report, decl.address, decl.position_of(("training_data",)))
+           if d.code in wanted]
+    if decl.manifest is not None and runner_of(decl.spec, decl.manifest) == "azure":  # type: ignore[arg-type]
+        from foundryctl.kinds.azure_limits import training_size_check
+
+        out.extend(training_size_check(decl, report.billed_tokens_per_epoch,
+                                       decl.spec.hyperparameters.epochs))  # type: ignore[attr-defined]
+    return out
 
 
 def estimate(decl: ResourceDecl | None) -> str:
