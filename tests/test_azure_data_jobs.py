@@ -667,6 +667,7 @@ def test_validation_data_from_a_dataset_with_its_own_split_is_found_by_its_lates
     ("NotStarted", "Queued"), ("Queued", "Queued"), ("Preparing", "Queued"), ("Provisioning", "Queued"),
     ("Starting", "Queued"), ("Running", "Running"), ("Finalizing", "Running"), ("Completed", "Completed"),
     ("Failed", "Failed"), ("Canceled", "Canceled"), ("CancelRequested", "Canceled"),
+    ("NotResponding", "NotResponding"), ("Paused", "Paused"), ("Unknown", "Unknown"),
 ])
 def test_azure_job_statuses_read_in_foundryctls_words(project, azure_backend, root, azure_status, status):
     fake = project
@@ -681,3 +682,70 @@ def test_azure_job_statuses_read_in_foundryctls_words(project, azure_backend, ro
     fake.get(observed.id)["properties"]["status"] = azure_status
     again = handler.read(job_target(wanted["job"], observed.id))
     assert (again.attributes["status"], again.outputs["azure_status"]) == (status, azure_status)
+
+
+@pytest.mark.parametrize("stalled, said", [
+    ("Paused", "the job is paused on Azure; waiting for it to be resumed"),
+    ("NotResponding", "Azure reports the job as not responding; waiting for it to recover"),
+    ("Unknown", "Azure reports the job's status as Unknown; waiting for a known status"),
+])
+def test_apply_waits_through_a_stalled_status_and_says_why(project, azure_backend, root, stalled, said):
+    wanted = desired(root)
+    apply_dataset(azure_backend, wanted["dataset"])
+    set_progress(project, job_name(wanted["job"]), "Running", stalled, stalled, "Running", "Completed")
+    messages: list[str] = []
+    observed = azure_backend.handler("FineTuneJob").create(job_target(wanted["job"]), Progress(messages.append))
+    assert observed.outputs["status"] == "Completed" and observed.outputs["model"] is not None
+    assert len([m for m in messages if m.startswith(said) and m.endswith(" 0 min")]) == 2
+    assert messages[-1] == "running 0 min"
+
+
+def test_the_wait_timeout_stops_apply_and_the_next_apply_adopts_the_job(project, azure_backend, root):
+    fake = project
+    wanted = desired(root)
+    apply_dataset(azure_backend, wanted["dataset"])
+    name = job_name(wanted["job"])
+    set_progress(fake, name, "Queued", "NotResponding")
+    handler = azure_backend.handler("FineTuneJob")
+    handler.config = azure_backend.config.model_copy(update={"job_wait_timeout": 0.05})
+    with pytest.raises(BackendError) as error:
+        handler.create(job_target(wanted["job"]), Progress())
+    assert error.value.code == "WaitTimeout"
+    assert f"fine-tuning job {name} is still NotResponding after" in error.value.message
+    assert "apply again to keep waiting" in (error.value.hint or "")
+    # Azure keeps the job; the next apply (nothing was recorded: a create again) adopts it
+    # instead of submitting a second one, and converges once it completes.
+    assert fake.get(f"{WS}/jobs/{name}")["properties"]["status"] == "NotResponding"
+    set_progress(fake, name, "Running", "Completed")
+    start = len(fake.calls)
+    messages: list[str] = []
+    observed = handler.create(job_target(wanted["job"]), Progress(messages.append))
+    assert not [c for c in fake.calls[start:] if c.method == "PUT"]
+    assert messages[0] == f"adopting job {name} (running)"  # the fake moves it on at each read
+    assert observed.id == f"{WS}/jobs/{name}" and observed.attributes == wanted["job"]
+
+
+def test_the_wait_timeout_is_a_backend_setting_with_a_default(root):
+    from foundryctl.manifest import load_manifest
+
+    assert load_manifest(write_manifest(root, "[]")).backend.job_wait_timeout == 172800
+    assert load_manifest(write_manifest(root, "[]", job_wait_timeout=3600)).backend.job_wait_timeout == 3600
+    from foundryctl.errors import ManifestError
+
+    with pytest.raises(ManifestError) as error:
+        load_manifest(write_manifest(root, "[]", job_wait_timeout=0))
+    assert "job_wait_timeout" in str(error.value.diagnostics[0])
+
+
+@pytest.mark.parametrize("status, note", [
+    ("Paused", "training is paused on Azure; apply waits for it to be resumed"),
+    ("NotResponding", "Azure reports the job as not responding; apply waits for it to recover"),
+    ("Unknown", "Azure reports the job's status as Unknown; apply waits for a known one"),
+])
+def test_plans_say_what_a_stalled_job_waits_for(root, status, note):
+    from foundryctl.kinds import KINDS
+
+    after = desired(root)["job"]
+    notes = KINDS["FineTuneJob"].describe_changes({**after, "status": status}, after)
+    assert len(notes) == 1 and notes[0].startswith(note) and "job_wait_timeout" in notes[0]
+    assert KINDS["FineTuneJob"].pending({"status": status}, {}) == f"training {status.lower()}"

@@ -145,12 +145,12 @@ class Deployment(Kind):
 
     @classmethod
     def follow_notes(cls, decl: ResourceDecl, changes: dict[str, Any]) -> list[str]:
-        from foundryctl.kinds.finetune_job import IN_PROGRESS
+        from foundryctl.kinds.finetune_job import IN_PROGRESS, STALLED
 
         job = decl.spec.model.job  # type: ignore[attr-defined]
         change = changes.get(f"FineTuneJob.{job}") if job else None
         status = (change.before or {}).get("status") if change is not None else None
-        if status in IN_PROGRESS:
+        if status in IN_PROGRESS or status in STALLED:
             return ["training in progress; the deployment moves when it finishes (the current model "
                     "serves until then)"]
         return []

@@ -125,6 +125,8 @@ class FineTuneJob(Kind):
         if before is not None and all(before.get(k) == after.get(k) for k in cls.force_new):
             if before.get("status") != after.get("status"):
                 status = before.get("status")
+                if status in STALLED:
+                    return [STALLED[status]]
                 if status in IN_PROGRESS:
                     return [f"training in progress ({str(status).lower()}); apply waits for it"]
                 return [f"training is {str(status).lower()}; apply "
@@ -164,6 +166,16 @@ class FineTuneJob(Kind):
 
 
 IN_PROGRESS = ("Queued", "Running", "Finishing")  # both backends' job statuses on the way
+# Azure job statuses that are neither progress nor an end: apply waits through them (up to the
+# backend's job_wait_timeout), and the plan says what it waits for.
+STALLED = {
+    "Paused": "training is paused on Azure; apply waits for it to be resumed (Azure AI Foundry portal), "
+              "up to the backend's job_wait_timeout",
+    "NotResponding": "Azure reports the job as not responding; apply waits for it to recover, up to the "
+                     "backend's job_wait_timeout (cancel it with destroy --target if it does not)",
+    "Unknown": "Azure reports the job's status as Unknown; apply waits for a known one, up to the "
+               "backend's job_wait_timeout",
+}
 
 
 def progress_summary(outputs: dict[str, Any]) -> str:

@@ -30,6 +30,9 @@ class AzureBackendConfig(BaseModel):
         "affects the whole subscription, and Azure refuses while any resource uses the namespace)."))
     poll_interval: float = Field(15.0, gt=0, le=300, description=(
         "Seconds between status polls of provider registrations and fine-tune jobs."))
+    job_wait_timeout: float = Field(172800.0, gt=0, description=(
+        "Seconds one apply waits for a fine-tuning job to finish (default 48 h); past it apply stops "
+        "waiting with an error, the job trains on, and the next apply picks it up."))
     registration_timeout: float = Field(900.0, gt=0, description=(
         "Seconds apply waits for a provider registration to reach Registered."))
     principal_retry_timeout: float = Field(300.0, ge=0, description=(

@@ -30,7 +30,8 @@ HTTP (ARM endpoint unless said; P = .../workspaces/PROJECT):
   compute falls back to the asset's latestVersion when that was registered for the content),
   then PUT P/jobs/NAME (2024-10-01-preview, jobType FineTuning); then, unless apply --no-wait,
   GET P/jobs/NAME every poll_interval until Completed, Failed (TrainingFailed) or Canceled
-  (TrainingCanceled).
+  (TrainingCanceled), or job_wait_timeout (WaitTimeout; the job trains on and the next apply
+  adopts it). NotResponding, Paused and Unknown are waited through, each said in progress.
 - update: a description change is `jobs.update` (run history PATCH .../experiments/E/runs/NAME);
   a Failed or Canceled job is submitted again as the next attempt.
 - delete (every attempt): POST P/jobs/NAME/cancel (2023-04-01-preview) and its Location while
@@ -83,6 +84,14 @@ STATUSES = {
     "NotStarted": "Queued", "Queued": "Queued", "Preparing": "Queued", "Provisioning": "Queued",
     "Starting": "Queued", "Running": "Running", "Finalizing": "Running", "Completed": "Completed",
     "Failed": "Failed", "Canceled": "Canceled", "CancelRequested": "Canceled",
+    # Not finished, not progressing: apply keeps waiting (up to job_wait_timeout) and says why.
+    "NotResponding": "NotResponding", "Paused": "Paused", "Unknown": "Unknown",
+}
+# What a stalled job is waiting for, in the user's words.
+STALLED = {
+    "NotResponding": "Azure reports the job as not responding; waiting for it to recover",
+    "Paused": "the job is paused on Azure; waiting for it to be resumed (in the Azure AI Foundry portal)",
+    "Unknown": "Azure reports the job's status as Unknown; waiting for a known status",
 }
 RETRIED = ("Failed", "Canceled")  # a new attempt replaces these
 FINISHED = ("Completed", "Failed", "Canceled")
@@ -332,8 +341,10 @@ class FineTuneJobHandler(AzureHandler):
 
     def _wait(self, project: str, job: dict[str, Any], progress: Progress) -> dict[str, Any]:
         started = time.monotonic()
+        timeout = self.config.job_wait_timeout
         while self.backend.waiting:  # until it ends, or apply stops waiting (Ctrl-C): it runs on
             status = _status(job)
+            waited = time.monotonic() - started
             if status == "Failed":
                 message = self._failure(project, job["name"]) or "Azure gave no reason"
                 studio = ((job["properties"].get("services") or {}).get("Studio") or {}).get("endpoint")
@@ -344,7 +355,16 @@ class FineTuneJobHandler(AzureHandler):
                                    hint="apply again to submit it as a new attempt")
             if status == "Completed":
                 return job
-            progress(f"{status.lower()} {int(time.monotonic() - started) // 60} min")
+            if waited >= timeout:
+                # Nothing is recorded for the job, and Azure keeps it: the next apply reads it by
+                # its name and adopts it instead of submitting another.
+                raise BackendError(
+                    "WaitTimeout", f"fine-tuning job {job['name']} is still {_azure_status(job)} after "
+                    f"{_duration(waited)} (job_wait_timeout {_duration(timeout)})",
+                    hint="it trains on in Azure; apply again to keep waiting for it, raise the backend's "
+                         "job_wait_timeout, or apply --no-wait and follow it with `foundryctl jobs logs`")
+            stalled = STALLED.get(status)
+            progress(f"{stalled or status.lower()} {int(waited) // 60} min")
             self.backend.pause(self.config.poll_interval)
             if not self.backend.waiting:
                 break
@@ -438,6 +458,18 @@ def _catalog_entry(base_model: str) -> Any:
 def _status(job: dict[str, Any]) -> str:
     raw = str(job["properties"].get("status") or "NotStarted")
     return STATUSES.get(raw, raw)
+
+
+def _azure_status(job: dict[str, Any]) -> str:
+    return str(job["properties"].get("status") or "NotStarted")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _base_name(name: str, attributes: dict[str, Any]) -> str:
