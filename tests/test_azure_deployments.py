@@ -475,3 +475,46 @@ def test_endpoints_serving_lists_the_endpoints_of_a_model_version(project: Any, 
     assert requests_sent(project) == [("GET", f"{WS}/serverlessEndpoints", ENDPOINTS_API)]
     assert endpoints_serving(azure_backend, PROJECT, "xbox-agent", "3") == []
     assert endpoints_serving(azure_backend, "no-such-project", "xbox-agent", "1") == []
+
+
+# -- one serverless deployment per custom model ----------------------------------------------
+
+
+def test_azure_refuses_a_second_endpoint_of_one_custom_model(project: Any, handler: Any, tmp_path: Path) -> None:
+    seed_endpoint(project, PROJECT, "other-bot", model=model_id(project, PROJECT, "xbox-agent", 1))
+    with pytest.raises(BackendError) as error:
+        handler.create(target(desired(tmp_path)), Progress())
+    assert "Only one deployment is permitted for a custom model" in error.value.message
+    assert "other-bot" in error.value.message
+    assert handler.conflicts(target(desired(tmp_path))) == [endpoint_id(project, PROJECT, "other-bot")]
+    # Another version of the model is another custom model.
+    assert handler.conflicts(target(desired(tmp_path, model={"version": 2}))) == []
+
+
+def test_plan_refuses_a_deployment_of_a_model_another_endpoint_serves(project: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from foundryctl.cli import cli
+
+    seed_endpoint(project, PROJECT, "other-bot", model=model_id(project, PROJECT, "xbox-agent", 1))
+    path = write_manifest(tmp_path, MANIFEST)
+    monkeypatch.chdir(tmp_path)
+    env = {"NO_COLOR": "1", "COLUMNS": "200"}
+    for address, name in (("Hub.ft-hub", "ft-hub"), ("Project.xbox-support", PROJECT)):
+        imported = CliRunner().invoke(cli, ["import", address, f"{RG}/providers/Microsoft.MachineLearningServices/"
+                                            f"workspaces/{name}", "-f", str(path)], env=env, catch_exceptions=False)
+        assert imported.exit_code == 0, imported.output
+    writes = len(project.writes())
+    result = CliRunner().invoke(cli, ["plan", "-f", str(path)], env=env, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert "foundry.yaml:19:12: error: Deployment.xbox-bot:" in result.output  # at its model
+    assert (f"Deployment.xbox-bot conflicts with {endpoint_id(project, PROJECT, 'other-bot')} (not managed by "
+            "this state): Azure permits one serverless deployment per custom model") in result.output
+    assert len(project.writes()) == writes, "plan must only read"
+    # Once the other endpoint serves something else, the plan goes through.
+    project.get(endpoint_id(project, PROJECT, "other-bot"))["properties"]["modelSettings"]["modelId"] = \
+        model_id(project, PROJECT, "xbox-agent", 2)
+    again = CliRunner().invoke(cli, ["plan", "-f", str(path)], env={"NO_COLOR": "1", "COLUMNS": "200"},
+                               catch_exceptions=False)
+    assert again.exit_code == 0, again.output

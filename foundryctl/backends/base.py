@@ -70,6 +70,14 @@ class Handler(ABC):
         endpoints serving a job's model). The plan refuses deletes they would break."""
         return []
 
+    def conflicts(self, target: Target) -> list[str]:
+        """Backend ids of objects that keep this object from being created or changed as desired
+        (another endpoint already serves the model: Azure permits one). The plan refuses first."""
+        return []
+
+    # What `conflicts` means, for the plan's error.
+    conflict_rule: str = ""
+
     def delete_notes(self, observed: Observed) -> list[str]:
         """What the plan should say about deleting this object in this backend (a hub that
         Azure only soft-deletes)."""

@@ -144,6 +144,7 @@ class _Planner:
         drift, repairs = self._reconcile(scope, observed, changes)
         self._check_protected(changes)
         self._check_in_use(changes, observed)
+        self._check_conflicts(changes)
         return Plan(
             mode=self.options.mode, changes=changes, drift=drift, repairs=repairs,
             lineage=self.state.lineage, serial=self.state.serial, backend=self.backend.describe(),
@@ -348,6 +349,43 @@ class _Planner:
                       if change.action is Action.REPLACE else "")))
         if errors:
             raise PlanError(f"{len(errors)} resource(s) are still in use", diagnostics=errors)
+
+    def _check_conflicts(self, changes: list[ResourceChange]) -> None:
+        """Refuse creating or changing what the backend would refuse because of an object that
+        exists already (a second serverless endpoint of one custom model), unless this plan
+        deletes that object or moves it to something else."""
+        by_id = {r.backend_id.lower(): a for a, r in self.records.items() if r.backend_id}
+        planned = {c.address: c for c in changes}
+
+        def moves_away(address: str | None) -> bool:
+            change = planned.get(address or "")
+            return change is not None and (change.action in (Action.DELETE, Action.REPLACE) or (
+                change.action is Action.UPDATE and any(c.path and c.path[0] == "model"
+                                                       for c in change.attribute_changes)))
+
+        errors = []
+        for change in changes:
+            if change.action not in (Action.CREATE, Action.REPLACE, Action.UPDATE) or change.kind not in KINDS:
+                continue
+            if change.action is Action.UPDATE and not any(c.path and c.path[0] == "model"
+                                                          for c in change.attribute_changes):
+                continue
+            handler = self.backend.handler(change.kind)
+            target = Target(change.address, change.kind, change.name, change.after or {}, change.backend_id)
+            own = (change.backend_id or "").lower()
+            found = [u for u in handler.conflicts(target)
+                     if u.lower() != own and by_id.get(u.lower()) != change.address
+                     and not moves_away(by_id.get(u.lower()))]
+            if not found:
+                continue
+            named = [by_id.get(u.lower()) or f"{u} (not managed by this state)" for u in found]
+            decl = self.desired.get(change.address)
+            errors.append(Diagnostic.error(
+                f"{change.address} conflicts with {', '.join(named)}: {handler.conflict_rule}",
+                decl.position_of(("model",)) if decl else None, change.address, code="conflict",
+                hint="delete that one first, or serve the callers from it"))
+        if errors:
+            raise PlanError(f"{len(errors)} resource(s) conflict with what exists", diagnostics=errors)
 
     def _check_protected(self, changes: list[ResourceChange]) -> None:
         errors = []

@@ -12,6 +12,9 @@ examples (stable/2024-10-01/examples/Workspace/ServerlessEndpoint/*.json):
 - DELETE answers 202 with a `Location` (mfeOperationResults) that answers 202 once, then 200;
   204 when the endpoint is already gone.
 - POST listKeys / regenerateKeys answer the two keys.
+- A PUT serving a model of the workspace (a custom model) that another endpoint of the workspace
+  already serves is refused (400): Learn's fine-tune-serverless page permits one serverless
+  deployment per custom model (the error's wording is the fake's; Azure documents only the rule).
 
 `seed_endpoint` puts an endpoint in the fake directly (a Failed one, another project's...).
 """
@@ -125,6 +128,13 @@ def _put(fake: FakeAzure) -> Any:
         if existing is not None and existing["properties"]["provisioningState"] in BUSY:
             return arm_error(409, "Conflict", f"Serverless endpoint {match['name']} is "
                              f"{existing['properties']['provisioningState'].lower()}; try again later.")
+        if "/workspaces/" in model:
+            taken = [e["name"] for e in fake.children(ws, "serverlessEndpoints")
+                     if e["name"].lower() != match["name"].lower()
+                     and (e["properties"].get("modelSettings") or {}).get("modelId", "").lower() == model.lower()]
+            if taken:
+                return arm_error(400, "UserError", f"Only one deployment is permitted for a custom model: "
+                                 f"{model} is already deployed by serverless endpoint {taken[0]}.")
         status = "Updating" if existing is not None else "Creating"
         safety = (props.get("contentSafety") or {}).get("contentSafetyStatus", "Enabled")  # spec: omitted = default
         resource = endpoint_body(fake, match["ws"], match["name"], model=model, location=body["location"],

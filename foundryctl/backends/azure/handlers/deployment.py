@@ -170,6 +170,26 @@ class DeploymentHandler(AzureHandler):
             resource = self._settle_content_safety(endpoint_id, a, progress, current=resource)
         return self._observe(resource, a, deployed=model_id)
 
+    conflict_rule = ("Azure permits one serverless deployment per custom model "
+                     "(learn.microsoft.com/azure/ai-foundry/how-to/fine-tune-serverless)")
+
+    def conflicts(self, target: Target) -> list[str]:
+        """Other endpoints of the project serving the model this one would serve (a job's model
+        only once it is trained: before that there is nothing to compare)."""
+        a = target.attributes
+        source = a.get("model") or {}
+        if source.get("job"):
+            model = self._job_model(a["project"], source["job"], source.get("run"))
+            if model is None:
+                return []
+            name, version = str(model["name"]), str(model["version"])
+        elif source.get("name") and source.get("version") is not None:
+            name, version = str(source["name"]), str(source["version"])
+        else:
+            return []
+        return [e for e in endpoints_serving(self.backend, a["project"], name, version)
+                if arm.last_segment(e).lower() != target.name.lower()]
+
     def _put_endpoint(self, project: str, name: str, model_id: str, location: str, *,
                       doing: str = "creating") -> None:
         """PUT the endpoint through azure-ai-ml and wait for its provisioning."""
