@@ -749,3 +749,57 @@ def test_plans_say_what_a_stalled_job_waits_for(root, status, note):
     notes = KINDS["FineTuneJob"].describe_changes({**after, "status": status}, after)
     assert len(notes) == 1 and notes[0].startswith(note) and "job_wait_timeout" in notes[0]
     assert KINDS["FineTuneJob"].pending({"status": status}, {}) == f"training {status.lower()}"
+
+
+def test_the_registry_models_region_tag_is_checked_before_submitting(project, azure_backend, root):
+    fake = project
+    wanted = desired(root)
+    apply_dataset(azure_backend, wanted["dataset"])
+    # The registry says otherwise than the catalog (which lists eastus2): the registry wins.
+    seed_registry_model(fake, "Phi-4-mini-instruct", ["1", "2", "3"],
+                        tags={"maas-finetuning-deploy-regions": "['westus3', 'swedencentral']"})
+    start = len(fake.calls)
+    with pytest.raises(BackendError) as error:
+        azure_backend.handler("FineTuneJob").create(job_target(wanted["job"]), Progress())
+    assert error.value.code == "ModelRegionUnavailable"
+    assert "only in swedencentral, westus3, and project xbox-support is in eastus2" in error.value.message
+    assert "maas-finetuning-deploy-regions" in (error.value.hint or "")
+    assert not [c for c in fake.calls[start:] if c.method == "PUT"]
+
+
+def test_a_region_tag_naming_the_projects_region_lets_the_job_through(project, azure_backend, root):
+    fake = project
+    wanted = desired(root)
+    apply_dataset(azure_backend, wanted["dataset"])
+    seed_registry_model(fake, "Phi-4-mini-instruct", ["1", "2", "3"],
+                        tags={"maas-finetuning-deploy-regions": "eastus2,westus3"})
+    set_progress(fake, job_name(wanted["job"]), "Completed")
+    start = len(fake.calls)
+    observed = azure_backend.handler("FineTuneJob").create(job_target(wanted["job"]), Progress())
+    assert observed.outputs["status"] == "Completed"
+    assert ("GET", WS, "2024-10-01-preview") in sent(fake, start)  # the project's region, read for the tag
+
+
+@pytest.mark.parametrize("value, regions", [
+    (["eastus2", "West US 3"], {"eastus2", "westus3"}),
+    ('["eastus2", "westus3"]', {"eastus2", "westus3"}),
+    ("['eastus2', 'westus3']", {"eastus2", "westus3"}),
+    ("eastus2, westus3", {"eastus2", "westus3"}),
+    ("", set()), (None, set()), (7, set()),
+])
+def test_region_tags_are_read_in_the_shapes_they_come_in(value, regions):
+    from foundryctl.backends.azure.handlers.finetune_job import _tag_regions
+
+    assert _tag_regions(value) == regions
+
+
+def test_a_retired_model_is_refused_before_submitting(project, azure_backend, root):
+    wanted = desired(root)
+    apply_dataset(azure_backend, wanted["dataset"])
+    attributes = {**wanted["job"], "base_model": "Phi-3-mini-128k-instruct"}  # validate refuses it too
+    start = len(project.calls)
+    with pytest.raises(BackendError) as error:
+        azure_backend.handler("FineTuneJob").create(job_target(attributes), Progress())
+    assert error.value.code == "ModelRetired" and "2025-08-30" in error.value.message
+    assert "Phi-4-mini-instruct" in (error.value.hint or "")
+    assert not [c for c in project.calls[start:] if c.method == "PUT"]

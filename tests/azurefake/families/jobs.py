@@ -49,9 +49,13 @@ def set_progress(fake: FakeAzure, job: str, *statuses: str, error: str | None = 
         fake.state.setdefault("job_errors", {})[job] = error
 
 
-def seed_registry_model(fake: FakeAzure, name: str, versions: list[str]) -> None:
-    """A model in the azureml registry; the last version is `latest`."""
+def seed_registry_model(fake: FakeAzure, name: str, versions: list[str], *,
+                        tags: dict[str, str] | None = None) -> None:
+    """A model in the azureml registry; the last version is `latest`. `tags` go on every
+    version (the registry's Phi models carry `maas-finetuning-deploy-regions`, as the
+    azureml-examples MaaS fine-tuning notebook reads it)."""
     fake.state.setdefault("registry_models", {})[name] = list(versions)
+    fake.state.setdefault("registry_model_tags", {})[name] = dict(tags or {})
 
 
 def model_id(fake: FakeAzure, workspace: str, name: str) -> str:
@@ -309,7 +313,7 @@ def _registry_model(fake: FakeAzure):
                              "systemData": SYSTEM_DATA}
         if version not in versions:
             return 404, {}, {"error": {"code": "UserError", "message": f"Model {name}:{version} not found"}}
-        return 200, {}, _registry_version_body(base, version)
+        return 200, {}, _registry_version_body(fake, base, version)
     return handler
 
 
@@ -320,14 +324,15 @@ def _registry_model_versions(fake: FakeAzure):
         versions = list(reversed(fake.state.get("registry_models", {}).get(name, [])))
         top = int(call.query.get("$top") or len(versions) or 1)
         base = f"azureml://registries/{REGISTRY}/models/{name}"
-        return 200, {}, {"value": [_registry_version_body(base, v) for v in versions[:top]]}
+        return 200, {}, {"value": [_registry_version_body(fake, base, v) for v in versions[:top]]}
     return handler
 
 
-def _registry_version_body(base: str, version: str) -> dict[str, Any]:
+def _registry_version_body(fake: FakeAzure, base: str, version: str) -> dict[str, Any]:
+    tags = fake.state.get("registry_model_tags", {}).get(base.rsplit("/", 1)[1]) or {}
     return {"id": f"{base}/versions/{version}", "name": version, "type": "versions",
             "properties": {"modelType": "mlflow_model", "modelUri": f"{base}/versions/{version}",
-                           "description": None, "tags": {}, "properties": {},
+                           "description": None, "tags": dict(tags), "properties": {},
                            "isAnonymous": False, "isArchived": False, "flavors": {}},
             "systemData": SYSTEM_DATA}
 

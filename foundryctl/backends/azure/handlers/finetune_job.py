@@ -24,7 +24,8 @@ HTTP (ARM endpoint unless said; P = .../workspaces/PROJECT):
   Failed job's message comes from run history: GET P (workspace, for its discovery URL),
   GET https://REGION.api.azureml.ms/discovery, GET .../history/v1.0/P/runs/NAME/details.
 - create: the registry model (registry discovery on https://eastus.api.azureml.ms, then the
-  registry's model versions, newest first), GET of the training data version
+  registry's model versions, newest first; when its maas-finetuning-deploy-regions tag names
+  regions, GET P for the project's region, refused unless listed), GET of the training data version
   (2023-04-01-preview; its content key is computed from the job's training_version, see
   handlers/dataset.py; its tags name the held-out validation asset; a key the job cannot
   compute falls back to the asset's latestVersion when that was registered for the content),
@@ -78,6 +79,9 @@ if TYPE_CHECKING:
 # The api-version azure-ai-ml 1.35 submits FineTuning jobs with.
 JOBS_API_VERSION = "2024-10-01-preview"
 TASK = "ChatCompletion"
+# The registry model's tag naming the regions of its serverless fine-tuning and deployment
+# (the azureml-examples MaaS fine-tuning notebook checks the project's region against it).
+REGIONS_TAG = "maas-finetuning-deploy-regions"
 OUTPUT = "registered_model"
 # Azure's job statuses in foundryctl's words.
 STATUSES = {
@@ -249,7 +253,8 @@ class FineTuneJobHandler(AzureHandler):
     def _submit(self, target: Target, name: str, progress: Progress) -> dict[str, Any]:
         a = target.attributes
         project = a["project"]
-        model = self._base_model(a["base_model"])
+        model, tags = self._base_model(a["base_model"])
+        self._check_region(project, a["base_model"], tags)
         training, validation = self._data(project, a)
         hp = a["hyperparameters"]
         entry = _catalog_entry(a["base_model"])
@@ -268,16 +273,33 @@ class FineTuneJobHandler(AzureHandler):
                                hint="apply again")
         return submitted
 
-    def _base_model(self, base_model: str) -> str:
-        """The registry asset id of a version of the base model."""
+    def _base_model(self, base_model: str) -> tuple[str, dict[str, Any]]:
+        """The registry asset id of a version of the base model, and that version's tags ({}
+        when the catalog names a version outright: nothing is read)."""
         asset = _catalog_entry(base_model).azure_model_id
         assert asset is not None
         match = _REGISTRY_LABEL.match(asset)
         if match is None:
-            return asset
+            return asset, {}
         registry = self._registry(match["registry"])
         found = calling(f"resolving {asset}", registry.models.get, match["name"], label=match["label"])
-        return str(found.id)
+        return str(found.id), dict(getattr(found, "tags", None) or {})
+
+    def _check_region(self, project: str, base_model: str, tags: dict[str, Any]) -> None:
+        """The registry's word on where the model is fine-tuned and its result deployed (its
+        REGIONS_TAG), over the catalog's offline copy that validate checked: refused before
+        the job is submitted when the project is elsewhere. No tag: the catalog stands."""
+        regions = _tag_regions(tags.get(REGIONS_TAG))
+        if not regions:
+            return
+        workspace = read_or_none(lambda: self.clients.ml().workspaces.get(project), f"reading project {project}")
+        location = str(getattr(workspace, "location", "") or "").replace(" ", "").lower()
+        if location and location not in regions:
+            raise BackendError(
+                "ModelRegionUnavailable", f"Azure's model registry offers serverless fine-tuning of {base_model} "
+                f"only in {', '.join(sorted(regions))}, and project {project} is in {location}",
+                hint="move the hub to one of those regions (the registry model's "
+                     f"{REGIONS_TAG} tag; foundryctl's catalog may be older)")
 
     def _registry(self, name: str) -> MLClient:
         from azure.ai.ml import MLClient
@@ -458,6 +480,21 @@ def _catalog_entry(base_model: str) -> Any:
 def _status(job: dict[str, Any]) -> str:
     raw = str(job["properties"].get("status") or "NotStarted")
     return STATUSES.get(raw, raw)
+
+
+def _tag_regions(value: Any) -> frozenset[str]:
+    """A registry tag's regions, written as a list, a JSON list or a comma-separated string."""
+    import json
+
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else re.split(r"[,;\s]+", text)
+        except ValueError:
+            value = re.split(r"[,;\s]+", text.strip("[]"))
+    if not isinstance(value, (list, tuple)):
+        return frozenset()
+    return frozenset(str(v).strip().strip("'\"").replace(" ", "").lower() for v in value if str(v).strip())
 
 
 def _azure_status(job: dict[str, Any]) -> str:
