@@ -9,6 +9,8 @@ Rules kept from the real service:
 - the same (scope, principal, role) under another name is 409 RoleAssignmentExists;
 - an unknown role definition is 400 RoleDefinitionDoesNotExist;
 - a principal Entra ID has not replicated yet is 400 PrincipalNotFound (`pending_principal`);
+- a principalType that is not the directory's type of the principal (families/graph.py) is
+  400 UnmatchedPrincipalType, with the service's wording (its "PrinciaplType" included);
 - GET of a missing assignment is 404 RoleAssignmentNotFound; DELETE answers 200 with the
   assignment, or 204 when there is none.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from azurefake import FakeAzure, Reply, arm_error
+from azurefake.families.graph import principal_type_of
 from azurefake.fixtures import TENANT
 
 ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
@@ -116,6 +119,12 @@ def _put(fake: FakeAzure) -> Any:
                 "then immediately assigning a role, this error might be related to a replication delay. "
                 "In this case, set the role assignment principalType property to a value, such as "
                 "ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype"))
+        actual = principal_type_of(fake, principal)
+        wanted = props.get("principalType") or "User"
+        if actual is not None and actual != wanted:
+            return arm_error(400, "UnmatchedPrincipalType", (
+                f"The PrincipalId '{principal.replace('-', '')}' has type '{actual}' , which is different "
+                f"from specified PrinciaplType '{wanted}'."))
         existing = fake.get(assignment_id(scope, name))
         if existing is not None:
             if not _same_triple(existing, scope, principal, role_guid):
