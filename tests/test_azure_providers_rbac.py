@@ -712,3 +712,28 @@ def test_a_principal_graph_does_not_know_is_a_clear_plan_error(fake_azure, tmp_p
     assert problem.code == "PrincipalTypeUnresolved"
     assert "Microsoft Graph does not know it" in problem.message
     assert "az ad sp show" in problem.hint
+
+
+def test_no_graph_token_is_a_field_error_not_a_crash(fake_azure, assignments, monkeypatch):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from foundryctl.backends.base import FieldError
+
+    credential = assignments.backend.credential
+    real = credential.get_token
+
+    def arm_only(*scopes: str, **kwargs: Any) -> Any:
+        if any("graph.microsoft.com" in s for s in scopes):
+            raise ClientAuthenticationError("AADSTS65001: consent required for Microsoft Graph")
+        return real(*scopes, **kwargs)
+
+    monkeypatch.setattr(credential, "get_token", arm_only)
+    target = assignment_target(scope={"resource_group": True}, principal=CI_PRINCIPAL)
+    target.attributes["principal_type"] = None
+
+    with pytest.raises(FieldError) as raised:
+        assignments.create_notes(target)
+
+    assert raised.value.code == "PrincipalTypeUnresolved" and raised.value.path == ("principal_type",)
+    assert "no Microsoft Graph token" in raised.value.message
+    assert fake_azure.requests("GET", r"directoryObjects") == []

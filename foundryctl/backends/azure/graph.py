@@ -35,8 +35,13 @@ class Lookup:
 
 
 def principal_type(credential: Any, endpoint: str, object_id: str) -> Lookup:
+    from azure.core.exceptions import AzureError
+
     endpoint = endpoint.rstrip("/")
-    token = credential.get_token(f"{endpoint}/.default").token
+    try:
+        token = credential.get_token(f"{endpoint}/.default").token
+    except AzureError as exc:  # no Graph token for this identity (a credential scoped to ARM)
+        return Lookup(None, 0, f"no Microsoft Graph token: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     try:
         response = requests.get(f"{endpoint}/v1.0/directoryObjects/{object_id}",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)

@@ -195,8 +195,6 @@ class DatasetHandler(AzureHandler):
     def _storage_notes(self, project: str) -> list[str]:
         """A note when the upload would need a data role the signed-in identity may lack
         (storage_access.py); nothing when the datastore uses the account key or the role is there."""
-        from azure.core.exceptions import HttpResponseError
-
         if project in self._storage_checked:
             return self._storage_checked[project]
         try:
@@ -211,7 +209,10 @@ class DatasetHandler(AzureHandler):
         if store.identity_based:
             account_id = (f"{self.resource_group_id}/providers/Microsoft.Storage/storageAccounts/"
                           f"{store.account}")
-            token = self.backend.credential.get_token(f"{self.config.arm_endpoint.rstrip('/')}/.default").token
+            try:
+                token = self.backend.credential.get_token(f"{self.config.arm_endpoint.rstrip('/')}/.default").token
+            except sdk_errors():
+                token = ""
             principal = storage_access.token_object_id(token)
             needs = (f"project {project}'s datastore is identity-based (shared-key access disabled): the "
                      f"upload uses your own token and needs {storage_access.ROLE} on storage account "
@@ -223,7 +224,7 @@ class DatasetHandler(AzureHandler):
                 try:
                     listing = list(self.clients.authorization.role_assignments.list_for_scope(
                         account_id, filter=f"principalId eq '{principal}'"))
-                except (HttpResponseError, *sdk_errors()):
+                except sdk_errors():
                     listing = None
                 if listing is None:
                     notes.append(f"{needs}; the role assignments there cannot be read, so this is not checked")
