@@ -250,8 +250,13 @@ def test_one_sign_in_serves_every_client_and_thread_and_the_tenant_is_asked_for(
     result = run("plan")
     assert result.exit_code == 0, result.output
     invocations = calls.read_text().splitlines()
-    assert len(invocations) == 1, invocations
-    assert "account get-access-token" in invocations[0] and f"--tenant {TENANT}" in invocations[0]
+    # One token per audience: ARM's, and Microsoft Graph's for the role assignment's principal
+    # type (a token is only good for the audience it was asked for).
+    audiences = [next((a for a in i.split() if a.startswith("https://")), "") for i in invocations]
+    assert sorted(audiences) == sorted(set(audiences)), invocations
+    assert {a.split("/.default")[0].rstrip("/") for a in audiences} <= {
+        "https://management.azure.com", "https://graph.microsoft.com"}, invocations
+    assert all("account get-access-token" in i and f"--tenant {TENANT}" in i for i in invocations)
     assert len({c.path for c in fake_azure.calls}) >= 4  # several clients and reads, one token
 
 

@@ -803,3 +803,107 @@ def test_a_retired_model_is_refused_before_submitting(project, azure_backend, ro
     assert error.value.code == "ModelRetired" and "2025-08-30" in error.value.message
     assert "Phi-4-mini-instruct" in (error.value.hint or "")
     assert not [c for c in project.calls[start:] if c.method == "PUT"]
+
+
+# -- identity-only storage (shared-key access disabled) -----------------------------------
+
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+
+
+def grant_blob_contributor(fake: Any, scope: str = RG_ID) -> None:
+    from azurefake.families.authorization import seed_assignment
+    from azurefake.fixtures import SIGNED_IN
+
+    seed_assignment(fake, scope, "3c1f0e2d-4b5a-4c6d-9e8f-7a6b5c4d3e2f", principal=SIGNED_IN,
+                    role_guid=BLOB_CONTRIBUTOR)
+
+
+def test_identity_based_datastore_uploads_with_the_callers_token_and_no_key(project, azure_backend, root):
+    from azurefake.families.data import identity_only_storage
+    from azurefake.fixtures import TOKEN
+
+    identity_only_storage(project)
+    grant_blob_contributor(project)
+    attributes = desired(root)["dataset"]
+
+    observed = apply_dataset(azure_backend, attributes)
+
+    assert project.requests("POST", r"/listSecrets$") == []  # no key asked for
+    uploads = [c for c in project.calls if c.url.startswith(BLOB_HOST) and c.method == "PUT"]
+    assert uploads and all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in uploads)
+    assert len([k for k in blobs(project) if k[0] == storage_account("xbox-support")]) == 2  # both halves
+    assert observed.attributes["version"] == attributes["version"]
+
+
+def test_identity_based_upload_without_the_data_role_names_the_role(project, azure_backend, root):
+    from azurefake.families.data import identity_only_storage
+
+    identity_only_storage(project)  # Azure AI Developer alone: no blob data actions
+
+    with pytest.raises(BackendError) as caught:
+        apply_dataset(azure_backend, desired(root)["dataset"])
+
+    assert "Storage Blob Data Contributor" in (caught.value.hint or "")
+    assert blobs(project) == {}
+    assert project.requests("PUT", r"/data/[^/]+/versions/") == []  # nothing registered
+
+
+def test_plan_notes_a_missing_blob_data_role_of_an_identity_based_datastore(project, azure_backend, root):
+    from azurefake.families.data import identity_only_storage
+    from azurefake.fixtures import SIGNED_IN
+
+    identity_only_storage(project)
+    target = dataset_target(desired(root)["dataset"])
+
+    [note] = azure_backend.handler("Dataset").create_notes(target)
+
+    assert "identity-based" in note and "Storage Blob Data Contributor" in note
+    assert f"{SIGNED_IN} does not hold there" in note
+    [listing] = project.requests("GET", r"/providers/Microsoft\.Authorization/roleAssignments$")
+    assert listing.path.startswith(f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/{storage_account('xbox-support')}/")
+    assert listing.query["$filter"] == f"principalId eq '{SIGNED_IN}'"
+    assert project.writes() == []
+
+
+def test_plan_is_quiet_when_the_datastore_uses_the_key_or_the_role_is_held(project, tmp_path, root):
+    from azurefake.families.data import identity_only_storage
+
+    from foundryctl.backends.azure.backend import AzureBackend
+    from foundryctl.backends.azure.config import AzureBackendConfig
+
+    def notes() -> list[str]:
+        config = AzureBackendConfig(type="azure", subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP,
+                                    location="eastus2", poll_interval=0.01)
+        backend = AzureBackend(config, tmp_path)  # a fresh one per plan, as the CLI makes
+        try:
+            return backend.handler("Dataset").create_notes(dataset_target(desired(root)["dataset"]))
+        finally:
+            backend.close()
+
+    assert notes() == []  # an account-key datastore: the key does the upload
+    assert project.requests("GET", r"/roleAssignments$") == []
+
+    identity_only_storage(project)
+    grant_blob_contributor(project)
+    assert notes() == []
+    assert len(project.requests("GET", r"/roleAssignments$")) == 1
+
+
+def test_plan_of_a_project_it_creates_has_no_storage_note(fake_azure, azure_backend, root):
+    target = dataset_target(desired(root)["dataset"])  # xbox-support does not exist yet
+    assert azure_backend.handler("Dataset").create_notes(target) == []
+    assert fake_azure.writes() == []
+
+
+def test_plan_says_when_the_storage_role_cannot_be_checked(project, azure_backend, root):
+    from azurefake.families.data import identity_only_storage
+
+    identity_only_storage(project)
+    project.inject("GET", r"/roleAssignments$", arm_error(
+        403, "AuthorizationFailed", "The client does not have authorization to perform action "
+        "'Microsoft.Authorization/roleAssignments/read'."))
+
+    [note] = azure_backend.handler("Dataset").create_notes(dataset_target(desired(root)["dataset"]))
+
+    assert "cannot be read, so this is not checked" in note

@@ -577,3 +577,163 @@ def test_deleting_an_assignment_whose_scope_is_gone_succeeds(fake_azure, assignm
     assignments.delete(target, Progress())
 
     assert requests_sent(fake_azure) == [("DELETE", target.backend_id, AUTHORIZATION_API)]
+
+
+# -- principal types: Microsoft Graph, and ARM's UnmatchedPrincipalType -------------------
+
+CI_PRINCIPAL = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"  # a service principal (a CI identity)
+
+
+def ci_manifest(tmp_path: Path, principal_type: str = "", **backend: Any) -> Path:
+    from azurefake.fixtures import write_manifest
+
+    typed = f"\n          principal_type: {principal_type}" if principal_type else ""
+    return write_manifest(tmp_path, f"""
+        - kind: RoleAssignment
+          name: ci
+          principal: "{CI_PRINCIPAL}"{typed}
+          role: Azure AI Developer
+          scope: resource_group
+        """, **backend)
+
+
+def test_a_service_principal_without_principal_type_is_resolved_through_graph(fake_azure, tmp_path):
+    from azurefake.families.graph import GRAPH, directory_object
+
+    from foundryctl.stack import Stack
+
+    directory_object(fake_azure, CI_PRINCIPAL, "ServicePrincipal")
+    manifest = ci_manifest(tmp_path)
+    with Stack.load(manifest) as stack:
+        plan = stack.plan()
+        (change,) = plan.pending
+        assert "principal_type: ServicePrincipal (from Microsoft Graph)" in change.reasons
+        stack.apply(plan)
+
+    lookups = fake_azure.requests("GET", r"^/v1\.0/directoryObjects/")
+    assert lookups and all(c.url.startswith(f"{GRAPH}/v1.0/directoryObjects/{CI_PRINCIPAL}") for c in lookups)
+    assert all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in lookups)
+    (put,) = fake_azure.requests("PUT", r"/roleAssignments/")
+    assert put.body["properties"]["principalType"] == "ServicePrincipal"
+    assert put.body["properties"]["principalId"] == CI_PRINCIPAL
+
+    with Stack.load(manifest) as stack:
+        again = stack.plan()  # Azure's ServicePrincipal against the manifest's unset type: no change
+        assert not again.has_changes, [(c.address, c.action, c.attribute_changes) for c in again.pending]
+
+
+def test_a_group_is_resolved_as_a_group(fake_azure, assignments):
+    from azurefake.families.graph import directory_object
+
+    directory_object(fake_azure, CI_PRINCIPAL, "Group")
+    target = assignment_target(scope={"resource_group": True}, principal=CI_PRINCIPAL)
+    target.attributes["principal_type"] = None
+
+    observed = assignments.create(target, Progress())
+
+    assert observed.attributes["principal_type"] == "Group"
+
+
+def test_a_service_principal_assigned_as_a_user_gets_unmatched_principal_type(fake_azure, assignments):
+    from azurefake.families.graph import directory_object
+
+    directory_object(fake_azure, CI_PRINCIPAL, "ServicePrincipal")
+    target = assignment_target(scope={"resource_group": True}, principal=CI_PRINCIPAL, principal_type="User")
+
+    with pytest.raises(BackendError) as raised:
+        assignments.create(target, Progress())
+
+    assert raised.value.code == "UnmatchedPrincipalType"
+    assert "has type 'ServicePrincipal'" in raised.value.message
+    assert "set principal_type: ServicePrincipal" in raised.value.hint
+    assert fake_azure.requests("GET", r"directoryObjects") == []  # an explicit type is not looked up
+    assert [c.method for c in fake_azure.requests(path=r"/roleAssignments/")] == ["PUT"]  # not retried
+
+
+def test_graph_refusing_the_lookup_fails_the_plan_at_the_resource_with_the_field(fake_azure, tmp_path):
+    from azurefake.families.graph import deny_graph
+
+    from foundryctl.errors import PlanError
+    from foundryctl.stack import Stack
+
+    deny_graph(fake_azure)
+    manifest = ci_manifest(tmp_path)
+    with Stack.load(manifest) as stack, pytest.raises(PlanError) as raised:
+        stack.plan()
+
+    (problem,) = raised.value.diagnostics
+    assert problem.code == "PrincipalTypeUnresolved"
+    assert problem.address == "RoleAssignment.ci"
+    assert problem.position is not None and problem.position.file.endswith("foundry.yaml")
+    lines = manifest.read_text().splitlines()
+    assert "name: ci" in lines[problem.position.line - 1] or "kind: RoleAssignment" in lines[problem.position.line - 1]
+    assert "Authorization_RequestDenied" in problem.message
+    assert "set principal_type" in problem.hint and "Directory Readers" in problem.hint
+    assert fake_azure.requests("PUT") == []
+
+
+def test_an_explicit_principal_type_needs_no_graph(fake_azure, tmp_path):
+    from azurefake.families.graph import deny_graph, directory_object
+
+    from foundryctl.stack import Stack
+
+    deny_graph(fake_azure)
+    directory_object(fake_azure, CI_PRINCIPAL, "ServicePrincipal")
+    with Stack.load(ci_manifest(tmp_path, "ServicePrincipal")) as stack:
+        stack.apply(stack.plan())
+    (put,) = fake_azure.requests("PUT", r"/roleAssignments/")
+    assert put.body["properties"]["principalType"] == "ServicePrincipal"
+    assert fake_azure.requests("GET", r"directoryObjects") == []
+
+
+def test_without_graph_lookups_principal_type_is_required(fake_azure, tmp_path):
+    from foundryctl.errors import PlanError
+    from foundryctl.stack import Stack
+
+    with Stack.load(ci_manifest(tmp_path, resolve_principal_types="false")) as stack, \
+            pytest.raises(PlanError) as raised:
+        stack.plan()
+    (problem,) = raised.value.diagnostics
+    assert problem.code == "PrincipalTypeRequired"
+    assert "resolve_principal_types is false" in problem.message
+    assert fake_azure.requests("GET", r"directoryObjects") == []
+
+
+def test_a_principal_graph_does_not_know_is_a_clear_plan_error(fake_azure, tmp_path):
+    from azurefake.families.graph import UNKNOWN, directory_object
+
+    from foundryctl.errors import PlanError
+    from foundryctl.stack import Stack
+
+    directory_object(fake_azure, CI_PRINCIPAL, UNKNOWN)
+    with Stack.load(ci_manifest(tmp_path)) as stack, pytest.raises(PlanError) as raised:
+        stack.plan()
+    (problem,) = raised.value.diagnostics
+    assert problem.code == "PrincipalTypeUnresolved"
+    assert "Microsoft Graph does not know it" in problem.message
+    assert "az ad sp show" in problem.hint
+
+
+def test_no_graph_token_is_a_field_error_not_a_crash(fake_azure, assignments, monkeypatch):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from foundryctl.backends.base import FieldError
+
+    credential = assignments.backend.credential
+    real = credential.get_token
+
+    def arm_only(*scopes: str, **kwargs: Any) -> Any:
+        if any("graph.microsoft.com" in s for s in scopes):
+            raise ClientAuthenticationError("AADSTS65001: consent required for Microsoft Graph")
+        return real(*scopes, **kwargs)
+
+    monkeypatch.setattr(credential, "get_token", arm_only)
+    target = assignment_target(scope={"resource_group": True}, principal=CI_PRINCIPAL)
+    target.attributes["principal_type"] = None
+
+    with pytest.raises(FieldError) as raised:
+        assignments.create_notes(target)
+
+    assert raised.value.code == "PrincipalTypeUnresolved" and raised.value.path == ("principal_type",)
+    assert "no Microsoft Graph token" in raised.value.message
+    assert fake_azure.requests("GET", r"directoryObjects") == []

@@ -17,7 +17,10 @@ from azurefake.families.workspaces import (
     WORKSPACES_API,
     fail_next_deployment,
     instant_sdk_waits,
+    recover_in_portal,
     seed_workspace,
+    soft_delete_workspace,
+    soft_deleted,
     workspace_body,
     workspace_id,
 )
@@ -452,3 +455,98 @@ def test_delete_failure_names_the_workspace(fake_azure: Any, azure_backend: Any)
 
     assert caught.value.code == "Conflict"
     assert caught.value.message == "deleting hub ft-hub: Hub ft-hub has projects: delete them first."
+
+
+# -- soft-deleted names ----------------------------------------------------------------------
+
+def test_a_soft_deleted_name_is_refused_with_the_choices(fake_azure: Any, azure_backend: Any) -> None:
+    soft_delete_workspace(fake_azure, "ft-hub")
+
+    with pytest.raises(BackendError) as caught:
+        azure_backend.handler("Hub").create(hub_target(), Progress())
+
+    assert caught.value.code == "SoftDeletedWorkspaceExists"
+    assert "soft-deleted in the last 14 days" in caught.value.message
+    assert "on_soft_deleted: purge" in caught.value.hint and "new name" in caught.value.hint
+    assert fake_azure.get(f"{WS}/ft-hub") is None
+    assert fake_azure.requests("DELETE") == []  # fail (the default) never purges
+
+
+def test_on_soft_deleted_purge_purges_the_name_and_creates_in_the_same_apply(
+        fake_azure: Any, azure_backend: Any) -> None:
+    soft_delete_workspace(fake_azure, "ft-hub")
+    progress = Messages()
+
+    observed = azure_backend.handler("Hub").create(hub_target(on_soft_deleted="purge"), progress)
+
+    [purge] = fake_azure.requests("DELETE")
+    assert purge.path == f"{WS}/ft-hub"
+    assert purge.query == {"api-version": WORKSPACES_API, "forceToPurge": "true"}
+    deployments = [c for c in fake_azure.requests("PUT", r"/deployments/ft-hub-\d+$")]
+    assert len(deployments) == 2  # refused, then created after the purge
+    assert fake_azure.calls.index(deployments[0]) < fake_azure.calls.index(purge) < fake_azure.calls.index(deployments[1])
+    assert soft_deleted(fake_azure) == {}
+    assert observed.attributes == {**HUB_ATTRS, "on_soft_deleted": "purge"}
+    assert "purging it (on_soft_deleted: purge)" in " ".join(progress.messages)
+
+
+def test_on_soft_deleted_recover_says_it_is_a_portal_step_then_adopts_the_recovered_workspace(
+        fake_azure: Any, azure_backend: Any) -> None:
+    soft_delete_workspace(fake_azure, "ft-hub")
+    handler = azure_backend.handler("Hub")
+
+    with pytest.raises(BackendError) as caught:
+        handler.create(hub_target(on_soft_deleted="recover"), Progress())
+    assert caught.value.code == "SoftDeletedWorkspaceExists"
+    assert "no recover operation" in caught.value.message
+    assert "Recently deleted" in caught.value.hint
+    assert fake_azure.requests("DELETE") == []
+
+    recover_in_portal(fake_azure, "ft-hub")
+    fake_azure.calls.clear()
+    observed = handler.create(hub_target(on_soft_deleted="recover"), Progress())
+    assert observed.id == f"{WS}/ft-hub"
+    assert fake_azure.requests("PUT") == []  # adopted: no second deployment
+
+
+def test_destroy_then_apply_of_the_same_names_converges_with_on_soft_deleted_purge(
+        fake_azure: Any, tmp_path: Path) -> None:
+    from azurefake.fixtures import write_manifest
+
+    from foundryctl.stack import Stack
+
+    resources = """
+        - kind: Hub
+          name: ft-hub
+          location: eastus2
+        - kind: Project
+          name: xbox
+          hub: ft-hub{extra}
+        """
+    manifest = write_manifest(tmp_path, resources.replace("{extra}", ""))
+    with Stack.load(manifest) as stack:
+        stack.apply(stack.plan())
+    with Stack.load(manifest) as stack:
+        destroy = stack.plan(mode="destroy")
+        assert any("on_soft_deleted: purge" in r for c in destroy.pending for r in c.reasons)
+        stack.apply(destroy)
+    assert {f"{WS}/ft-hub".lower(), f"{WS}/xbox".lower()} <= set(soft_deleted(fake_azure))
+
+    with Stack.load(manifest) as stack:
+        refused = stack.apply(stack.plan())  # Azure refuses the soft-deleted name
+    assert not refused.ok
+    [(address, _, error)] = refused.failures
+    assert address == "Hub.ft-hub" and getattr(error, "code", None) == "SoftDeletedWorkspaceExists"
+
+    manifest = write_manifest(tmp_path, resources.replace("{extra}", "\n          on_soft_deleted: purge")
+                              .replace("eastus2", "eastus2\n          on_soft_deleted: purge"))
+    with Stack.load(manifest) as stack:
+        plan = stack.plan()
+        notes = [r for c in plan.pending for r in c.reasons]
+        assert sum("apply purges it first" in r for r in notes) == 2
+        assert stack.apply(plan).ok
+    assert fake_azure.get(f"{WS}/ft-hub") is not None and fake_azure.get(f"{WS}/xbox") is not None
+    assert soft_deleted(fake_azure) == {}
+    with Stack.load(manifest) as stack:
+        again = stack.plan()
+        assert not again.has_changes, [(c.address, c.action, c.attribute_changes) for c in again.pending]

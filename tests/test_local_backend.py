@@ -1034,3 +1034,76 @@ class TestSharedDirectory:
             assert project is not None and project.parent_id == ws_id(sub, "hub1")
         finally:
             cloud.close()
+
+
+# -- soft-deleted workspace names (Azure's rule, emulated) --------------------------------
+
+
+def test_a_soft_deleted_name_is_taken_until_purged_or_recovered(cloud: LocalCloud, sub: str) -> None:
+    hub = cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2", description="first")
+    assert cloud.delete_workspace(hub.id, purge=False) is True
+    assert cloud.get(hub.id) is None
+
+    with arm_error("SoftDeletedWorkspaceExists") as caught:
+        cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2")
+    assert "Please purge or recover it" in caught.message
+    with arm_error("SoftDeletedWorkspaceExists"):
+        cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2", on_soft_deleted="fail")
+
+    recovered = cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2",
+                                       description="second", on_soft_deleted="recover")
+    assert recovered.properties["workspaceId"] == hub.properties["workspaceId"]  # the same workspace
+    assert recovered.properties["description"] == "first"  # as it was deleted
+
+    assert cloud.delete_workspace(hub.id, purge=False)
+    purged = cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2", on_soft_deleted="purge")
+    assert purged.properties["workspaceId"] != hub.properties["workspaceId"]  # a new one
+    assert cloud.delete_workspace(purged.id)  # purge (the default): the name is free at once
+    assert cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2").name == "hub1"
+
+
+def test_a_soft_deleted_name_is_free_after_the_retention_period(cloud: LocalCloud, sub: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from foundryctl.backends.local import cloud as cloud_module
+
+    hub = cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2")
+    cloud.delete_workspace(hub.id, purge=False)
+    later = time.time() + cloud_module.SOFT_DELETE_RETENTION + 1
+    monkeypatch.setattr(cloud_module.time, "time", lambda: later)
+    assert cloud.create_workspace(sub, RG, "hub1", kind="Hub", location="eastus2").name == "hub1"
+
+
+def test_the_same_manifest_meets_the_soft_delete_rule_locally(tmp_path: Path) -> None:
+    from foundryctl.stack import Stack
+
+    def manifest(extra: str = "") -> Path:
+        path = tmp_path / "foundry.yaml"
+        path.write_text(textwrap.dedent(f"""\
+            version: 1
+            backend: {{type: local, registration_delay: 0, purge_on_delete: false}}
+            resources:
+              - {{kind: Hub, name: hub-a, location: eastus2, description: fine-tuning{extra}}}
+              - {{kind: Project, name: proj-a, hub: hub-a{extra}}}
+            """))
+        return path
+
+    with Stack.load(manifest()) as stack:
+        assert stack.apply(stack.plan()).ok
+    with Stack.load(manifest()) as stack:
+        destroy = stack.plan(mode="destroy")
+        assert any("soft-deleted, as Azure does" in r for c in destroy.pending for r in c.reasons)
+        assert stack.apply(destroy).ok
+
+    with Stack.load(manifest()) as stack:
+        refused = stack.apply(stack.plan())
+    assert not refused.ok
+    [(address, _, error)] = refused.failures
+    assert address == "Hub.hub-a" and getattr(error, "code", None) == "SoftDeletedWorkspaceExists"
+
+    with Stack.load(manifest(", on_soft_deleted: recover")) as stack:
+        plan = stack.plan()
+        assert sum("apply recovers it" in r for c in plan.pending for r in c.reasons) == 2
+        assert stack.apply(plan).ok
+    with Stack.load(manifest(", on_soft_deleted: recover")) as stack:
+        again = stack.plan()
+        assert not again.has_changes, [(c.address, c.action, c.attribute_changes) for c in again.pending]

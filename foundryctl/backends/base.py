@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
+from foundryctl.errors import BackendError
+
 
 @dataclass
 class Observed:
@@ -33,6 +35,15 @@ class Target:
     name: str
     attributes: dict[str, Any]  # desired for create/update; last known for read/delete
     backend_id: str | None = None
+
+
+class FieldError(BackendError):
+    """A backend problem the manifest fixes at one field: `path` inside the resource
+    (("principal_type",)) lets the plan point at the file and line."""
+
+    def __init__(self, code: str, message: str, path: tuple = (), *, hint: str | None = None):
+        super().__init__(code, message, hint=hint)
+        self.path = path
 
 
 class Progress:
@@ -81,6 +92,12 @@ class Handler(ABC):
     def delete_notes(self, observed: Observed) -> list[str]:
         """What the plan should say about deleting this object in this backend (a hub that
         Azure only soft-deletes)."""
+        return []
+
+    def create_notes(self, target: Target) -> list[str]:
+        """What the plan should say about creating this object in this backend (a principal
+        type resolved through Microsoft Graph, a role the storage account lacks). Raises
+        FieldError when the create would fail and the manifest must change."""
         return []
 
     @abstractmethod

@@ -18,6 +18,14 @@ WORKSPACE_NAME = name_rule(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
                            "workspace names have 3-33 letters, digits, '-' or '_', "
                            "starting with a letter or digit")
 Tags = Annotated[dict[str, str], Field(default_factory=dict, description="Azure resource tags.")]
+# What create does when the name belongs to a workspace soft-deleted within the retention
+# period (Azure keeps the name taken for 14 days unless it is purged).
+# Left out: fail. Not sent to Azure: the last applied value is what refresh reports.
+OnSoftDeleted = Annotated[Literal["fail", "purge", "recover"] | None, Field(description=(
+    "When the name belongs to a soft-deleted workspace (destroyed within 14 days without "
+    "purge_on_delete): fail (the default), purge it (its data is lost) and create anew, or "
+    "recover it (the local backend recovers; on Azure recovery is a portal step, see "
+    "docs/azure-backend.md)."))]
 
 
 def check_region(value: str) -> str:
@@ -34,6 +42,7 @@ class HubSpec(Spec):
     display_name: str | None = Field(None, description="Friendly name shown in the portal.")
     description: str = ""
     tags: Tags
+    on_soft_deleted: OnSoftDeleted = None
 
     _region = field_validator("location")(check_region)
 

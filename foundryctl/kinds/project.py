@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from foundryctl.kinds.base import Kind, Ref, Spec
-from foundryctl.kinds.hub import WORKSPACE_NAME, Tags
+from foundryctl.kinds.hub import WORKSPACE_NAME, OnSoftDeleted, Tags
 
 if TYPE_CHECKING:
     from foundryctl.manifest.model import Manifest, ResourceDecl
@@ -20,6 +20,7 @@ class ProjectSpec(Spec):
     display_name: str | None = Field(None, description="Friendly name shown in the portal.")
     description: str = ""
     tags: Tags
+    on_soft_deleted: OnSoftDeleted = None
 
 
 def inside_project(project: str, manifest: Manifest) -> list[str]:

@@ -68,7 +68,9 @@ class RoleAssignmentSpec(Spec):
     kind: Literal["RoleAssignment"]
     principal: Annotated[str, Field(min_length=1, description=(
         "Object id of the user, group or service principal (any identifier on the local backend)."))]
-    principal_type: Literal["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"] = "User"
+    principal_type: Literal["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"] | None = Field(
+        None, description=("The principal's kind; left out, the azure backend asks Microsoft Graph "
+                           "(ARM refuses a type that is not the principal's own)."))
     role: str = Field(description="Built-in role name (e.g. 'Azure AI Developer') or its GUID.")
     scope: Scope = Field(description="resource_group, {hub: NAME} or {project: NAME}.")
     description: str = ""

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from foundryctl import __version__
-from foundryctl.backends.base import Observed, Target
+from foundryctl.backends.base import FieldError, Observed, Target
 from foundryctl.errors import Diagnostic, PlanError
 from foundryctl.graph import Graph
 from foundryctl.kinds import KINDS
@@ -262,6 +262,7 @@ class _Planner:
             if record is not None and record.status is Status.READY:
                 reasons.append("deleted outside foundryctl")
             reasons += kind.describe_changes(None, decl.attributes, decl)
+            reasons += self._create_notes(decl, errors)
             return ResourceChange(action=Action.CREATE, before=None, reasons=reasons, **common)
         if record is None:
             if not kind.adopts_existing:
@@ -289,6 +290,16 @@ class _Planner:
             reasons = [f"protect: {str(record.protect).lower()} -> {str(decl.spec.protect).lower()}"]
         return ResourceChange(action=action, before=seen.attributes, attribute_changes=changes,
                               reasons=reasons, backend_id=seen.id, state_only=state_only, **common)
+
+    def _create_notes(self, decl: ResourceDecl, errors: list[Diagnostic]) -> list[str]:
+        """The backend's word on creating `decl`; a FieldError becomes an error at its field."""
+        target = Target(decl.address, decl.kind.name, decl.name, decl.attributes)
+        try:
+            return self.backend.handler(decl.kind.name).create_notes(target)
+        except FieldError as exc:
+            errors.append(Diagnostic.error(exc.message, decl.position_of(exc.path), decl.address,
+                                           code=exc.code, hint=exc.hint))
+            return []
 
     def _delete_change(self, record: ResourceRecord, seen: Observed | None, reason: str) -> ResourceChange:
         notes = self.backend.handler(record.kind).delete_notes(seen) if seen and record.kind in KINDS else []

@@ -7,6 +7,7 @@ The credential is the real DefaultAzureCredential chain: its Azure CLI link runs
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import pkgutil
@@ -33,7 +34,12 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 RESOURCE_GROUP = "rg-foundry"
 LOCATION = "eastus2"
 PRINCIPAL = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"  # an Entra object id
-TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.fake-arm-token"
+SIGNED_IN = "5a0e1f2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"  # the object id of who `az` is signed in as
+# An unsigned JWT, as `az account get-access-token` prints a signed one: its `oid` claim is
+# how foundryctl knows whose role assignments to check (no request is needed for that).
+_CLAIMS = base64.urlsafe_b64encode(json.dumps(
+    {"aud": "https://management.azure.com", "oid": SIGNED_IN, "tid": TENANT}).encode()).decode().rstrip("=")
+TOKEN = f"eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.{_CLAIMS}.fake-signature"
 
 CLI_TOKEN = json.dumps({"accessToken": TOKEN, "expiresOn": "2099-01-01 00:00:00.000000",
                         "expires_on": 4070908800, "subscription": SUBSCRIPTION, "tenant": TENANT,

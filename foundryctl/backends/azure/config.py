@@ -38,6 +38,12 @@ class AzureBackendConfig(BaseModel):
     principal_retry_timeout: float = Field(300.0, ge=0, description=(
         "Seconds a role assignment retries PrincipalNotFound (a new principal takes a while "
         "to replicate in Entra ID)."))
+    resolve_principal_types: bool = Field(True, description=(
+        "Look a RoleAssignment's principal up in Microsoft Graph when it leaves principal_type "
+        "out (needs Directory.Read.All or the Directory Readers role); false: principal_type "
+        "must be set."))
+    graph_endpoint: str = Field("https://graph.microsoft.com", pattern=r"^https://", description=(
+        "Microsoft Graph endpoint (another for sovereign clouds)."))
     max_parallel_reads: int = Field(16, ge=1, le=64, description=(
         "Resources refreshed at once; ARM throttling (429 Retry-After) is waited out."))
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (source_id, target_id)
 );
 CREATE INDEX IF NOT EXISTS refs_target ON refs (target_id);
+CREATE TABLE IF NOT EXISTS soft_deleted_workspaces (
+    id TEXT PRIMARY KEY COLLATE NOCASE,
+    resource TEXT NOT NULL,
+    deleted_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS providers (
     subscription TEXT NOT NULL COLLATE NOCASE,
     namespace TEXT NOT NULL COLLATE NOCASE,
@@ -75,6 +80,11 @@ CREATE TABLE IF NOT EXISTS providers (
     PRIMARY KEY (subscription, namespace)
 );
 """
+
+
+# Azure keeps a soft-deleted workspace (and its name) this long unless it is purged.
+SOFT_DELETE_RETENTION = 14 * 24 * 3600.0
+SOFT_DELETED_MESSAGE = "Soft-deleted workspace exists. Please purge or recover it."
 
 
 class AuthorizationFailed(BackendError):
@@ -302,7 +312,11 @@ class LocalCloud:
     def create_workspace(self, subscription: str, resource_group: str, name: str, *, kind: str,
                          location: str | None = None, hub_id: str | None = None,
                          friendly_name: str | None = None, description: str = "",
-                         tags: dict[str, str] | None = None) -> ArmResource:
+                         tags: dict[str, str] | None = None,
+                         on_soft_deleted: str = "fail") -> ArmResource:
+        """The new workspace. A name soft-deleted within the retention period is refused, as
+        Azure does, unless `on_soft_deleted` is purge (it is forgotten) or recover (it comes
+        back with the settings it had: the caller updates what differs)."""
         if not _WORKSPACE_NAME.match(name):
             raise BackendError("InvalidWorkspaceName",
                                f"Workspace name '{name}' is invalid: 3-33 letters, digits, '-' or '_', "
@@ -313,6 +327,26 @@ class LocalCloud:
             if existing is not None:
                 raise BackendError("Conflict", f"A workspace named '{name}' ({existing.kind}) already "
                                    f"exists in resource group '{resource_group}'.")
+            db.execute("DELETE FROM soft_deleted_workspaces WHERE deleted_at < ?",
+                       (time.time() - SOFT_DELETE_RETENTION,))
+            row = db.execute("SELECT resource FROM soft_deleted_workspaces WHERE id = ?",
+                             (resource_id,)).fetchone()
+            if row is not None:
+                if on_soft_deleted not in ("purge", "recover"):
+                    raise BackendError("SoftDeletedWorkspaceExists", f"{SOFT_DELETED_MESSAGE} ('{name}' was "
+                                       "soft-deleted in the last 14 days.)")
+                db.execute("DELETE FROM soft_deleted_workspaces WHERE id = ?", (resource_id,))
+                if on_soft_deleted == "recover":
+                    recovered = ArmResource(**json.loads(row[0]))
+                    if recovered.kind != kind:
+                        raise BackendError("Conflict", f"The soft-deleted workspace '{name}' is a "
+                                           f"{recovered.kind}, not a {kind}; it cannot be recovered as one.")
+                    if recovered.parent_id and self._get_locked(db, recovered.parent_id) is None:
+                        raise BackendError("HubNotFound", f"Hub '{recovered.parent_id}' of the soft-deleted "
+                                           f"project '{name}' does not exist; recover or create it first.")
+                    recovered.etag, recovered.modified_at = _etag(), now_iso()
+                    self._insert(db, recovered)
+                    return recovered
             properties: dict[str, Any] = {"friendlyName": friendly_name or name,
                                           "description": description,
                                           "workspaceId": str(uuid.uuid4())}
@@ -365,8 +399,10 @@ class LocalCloud:
             self._save(db, resource)
         return resource
 
-    def delete_workspace(self, workspace_id: str) -> bool:
-        """Delete a hub or project; False when it did not exist (deletes are idempotent)."""
+    def delete_workspace(self, workspace_id: str, *, purge: bool = True) -> bool:
+        """Delete a hub or project; False when it did not exist (deletes are idempotent).
+        Without `purge` it is soft-deleted, as on Azure: its name stays taken for 14 days
+        (its contents go; a recovery brings back the workspace itself)."""
         with self._request(), self._write() as db:
             resource = self._get_locked(db, workspace_id)
             if resource is None:
@@ -380,6 +416,9 @@ class LocalCloud:
                         "Conflict", f"Hub '{resource.name}' cannot be deleted while it has projects "
                         f"({', '.join(projects)}); delete the projects first.")
             self._delete_with_assignments(db, resource.id)
+            if not purge:
+                db.execute("INSERT OR REPLACE INTO soft_deleted_workspaces (id, resource, deleted_at) "
+                           "VALUES (?, ?, ?)", (resource.id, json.dumps(asdict(resource)), time.time()))
         if resource.kind == "Project":
             shutil.rmtree(self._datastore(resource), ignore_errors=True)
         return True

@@ -9,6 +9,8 @@ Rules kept from the real service:
 - the same (scope, principal, role) under another name is 409 RoleAssignmentExists;
 - an unknown role definition is 400 RoleDefinitionDoesNotExist;
 - a principal Entra ID has not replicated yet is 400 PrincipalNotFound (`pending_principal`);
+- a principalType that is not the directory's type of the principal (families/graph.py) is
+  400 UnmatchedPrincipalType, with the service's wording (its "PrinciaplType" included);
 - GET of a missing assignment is 404 RoleAssignmentNotFound; DELETE answers 200 with the
   assignment, or 204 when there is none.
 """
@@ -18,13 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from azurefake import FakeAzure, Reply, arm_error
-from azurefake.fixtures import TENANT
+from azurefake.families.graph import principal_type_of
+from azurefake.fixtures import SIGNED_IN, TENANT
 
 ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 SCOPE = r"(?P<scope>/subscriptions/[^/]+(?:/.*?)?)"
 ASSIGNMENT_PATH = SCOPE + r"/providers/Microsoft\.Authorization/roleAssignments/(?P<name>[^/]+)"
 LIST_PATH = SCOPE + r"/providers/Microsoft\.Authorization/roleAssignments"
-CREATED_BY = "5a0e1f2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"  # the signed-in user's object id
+CREATED_BY = SIGNED_IN  # the signed-in user's object id
 NOW = "2026-11-25T10:00:00.0000000Z"
 
 # Built-in role definitions (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -35,7 +38,21 @@ BUILT_IN_ROLES = {
     "64702f94-c441-49e6-a78b-ef80e0188fee": "Azure AI Developer",
     "3afb7f49-54cb-416e-8c09-6dc049efa503": "Azure AI Inference Deployment Operator",
     "b78c5d69-af96-48a3-bf8d-a8b4d589de94": "Azure AI Administrator",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
 }
+
+
+def holds_role(fake: FakeAzure, principal: str, scope: str, role_guids: set[str]) -> bool:
+    """Whether `principal` is assigned one of `role_guids` at `scope` or above it."""
+    scope = scope.lower().rstrip("/")
+    for a in _assignments(fake):
+        props = a["properties"]
+        at = props["scope"].lower().rstrip("/")
+        if (props["principalId"].lower() == principal.lower() and _guid(props["roleDefinitionId"]) in role_guids
+                and (scope == at or scope.startswith(at + "/"))):
+            return True
+    return False
 
 
 def assignment_id(scope: str, name: str) -> str:
@@ -116,6 +133,12 @@ def _put(fake: FakeAzure) -> Any:
                 "then immediately assigning a role, this error might be related to a replication delay. "
                 "In this case, set the role assignment principalType property to a value, such as "
                 "ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype"))
+        actual = principal_type_of(fake, principal)
+        wanted = props.get("principalType") or "User"
+        if actual is not None and actual != wanted:
+            return arm_error(400, "UnmatchedPrincipalType", (
+                f"The PrincipalId '{principal.replace('-', '')}' has type '{actual}' , which is different "
+                f"from specified PrinciaplType '{wanted}'."))
         existing = fake.get(assignment_id(scope, name))
         if existing is not None:
             if not _same_triple(existing, scope, principal, role_guid):

@@ -8,6 +8,13 @@ version (PUT .../data/NAME/versions/VERSION, which also creates the container). 
 follow the azure-rest-api-specs examples (Workspace/DataVersionBase, Datastore) and the Blob
 service REST API. Blobs are kept in `fake.state["blobs"]`: (account, container, name) ->
 {"data": bytes, "metadata": {...}}.
+
+`identity_only_storage` models a storage account with shared-key access disabled (a common
+policy; the workspace's `systemDatastoresAuthMode: identity`): the datastore has no
+credentials (`credentialsType: None`, so azure-ai-ml skips listSecrets and signs blob requests
+with the caller's Entra token), a SharedKey request is 403 KeyBasedAuthenticationNotPermitted,
+and a token whose `oid` holds no Storage Blob Data Contributor/Owner at the account or above
+is 403 AuthorizationPermissionMismatch, as Azure Storage answers.
 """
 
 from __future__ import annotations
@@ -16,7 +23,11 @@ import base64
 import hashlib
 from typing import Any
 
+import json
+from typing import cast
+
 from azurefake import FakeAzure, Reply, arm_error, not_found
+from azurefake.families.authorization import holds_role
 from azurefake.families.workspaces import WS_PATH
 
 DATASTORE = "workspaceblobstore"
@@ -34,6 +45,57 @@ def storage_account(workspace: str) -> str:
 
 def blob_host(workspace: str) -> str:
     return f"https://{storage_account(workspace)}.blob.core.windows.net"
+
+
+BLOB_DATA_WRITERS = {"ba92f5b4-2d11-453d-a403-e96b0029c9fe", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"}
+
+
+def identity_only_storage(fake: FakeAzure) -> None:
+    fake.state["data.identity_only"] = True
+
+
+def storage_account_id(fake: FakeAzure, account: str) -> str:
+    return f"{fake.rg_id}/providers/Microsoft.Storage/storageAccounts/{account}"
+
+
+def _token_oid(authorization: str) -> str | None:
+    """The `oid` claim of a Bearer token (unverified: the fake trusts what it was given)."""
+    parts = authorization.removeprefix("Bearer ").split(".")
+    if len(parts) < 2:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return cast(str, claims.get("oid")) if isinstance(claims, dict) else None
+
+
+def _refused(fake: FakeAzure, call: Any) -> Reply | None:
+    """Identity-only storage's answer to a request it refuses; None when it may go on (a
+    HEAD is answered without its body, as HTTP wants)."""
+    refusal = _refusal(fake, call)
+    if refusal is not None and call.method == "HEAD":
+        return refusal[0], refusal[1], None
+    return refusal
+
+
+def _refusal(fake: FakeAzure, call: Any) -> Reply | None:
+    if not fake.state.get("data.identity_only"):
+        return None
+    authorization = call.headers.get("Authorization", "")
+    error = {"x-ms-version": "2025-05-05"}
+    if not authorization.startswith("Bearer "):  # SharedKey, or a SAS made from the key
+        return 403, {**error, "x-ms-error-code": "KeyBasedAuthenticationNotPermitted"}, (
+            b"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>KeyBasedAuthenticationNotPermitted</Code>"
+            b"<Message>Key based authentication is not permitted on this storage account.</Message></Error>")
+    account = call.url.split("//", 1)[1].split(".", 1)[0]
+    oid = _token_oid(authorization)
+    if oid is None or not holds_role(fake, oid, storage_account_id(fake, account), BLOB_DATA_WRITERS):
+        return 403, {**error, "x-ms-error-code": "AuthorizationPermissionMismatch"}, (
+            b"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationPermissionMismatch</Code>"
+            b"<Message>This request is not authorized to perform this operation using this permission.</Message>"
+            b"</Error>")
+    return None
 
 
 def blobs(fake: FakeAzure) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -141,7 +203,8 @@ def _datastore(fake: FakeAzure, workspace_path: str, workspace: str, name: str) 
         "id": f"{workspace_path}/datastores/{name}", "name": name,
         "type": "Microsoft.MachineLearningServices/workspaces/datastores",
         "properties": {"description": None, "tags": {}, "isDefault": True, "properties": None,
-                       "credentials": {"credentialsType": "AccountKey", "secrets": {"secretsType": "AccountKey"}},
+                       "credentials": ({"credentialsType": "None"} if fake.state.get("data.identity_only") else
+                                       {"credentialsType": "AccountKey", "secrets": {"secretsType": "AccountKey"}}),
                        "datastoreType": "AzureBlob", "accountName": storage_account(workspace),
                        "containerName": CONTAINER, "endpoint": "core.windows.net", "protocol": "https",
                        "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity"},
@@ -162,6 +225,8 @@ def _list_secrets(fake: FakeAzure):
     def handler(call: Any, match: Any) -> Reply:
         if fake.get(_workspace_of(call.path)) is None or match.group("store") != DATASTORE:
             return not_found(call.path)
+        if fake.state.get("data.identity_only"):
+            return arm_error(400, "UserError", "No secrets for credentials of type None.")
         return 200, {}, {"secretsType": "AccountKey", "key": ACCOUNT_KEY}
     return handler
 
@@ -191,6 +256,8 @@ def _blob_not_found() -> Reply:
 
 def _head_blob(fake: FakeAzure):
     def handler(call: Any, match: Any) -> Reply:
+        if (refusal := _refused(fake, call)) is not None:
+            return refusal
         blob = blobs(fake).get(_blob_key(call, match))
         return (200, _blob_headers(blob), None) if blob is not None else _blob_not_found()
     return handler
@@ -198,6 +265,8 @@ def _head_blob(fake: FakeAzure):
 
 def _get_blob(fake: FakeAzure):
     def handler(call: Any, match: Any) -> Reply:
+        if (refusal := _refused(fake, call)) is not None:
+            return refusal
         blob = blobs(fake).get(_blob_key(call, match))
         return (200, _blob_headers(blob), blob["data"]) if blob is not None else _blob_not_found()
     return handler
@@ -205,6 +274,8 @@ def _get_blob(fake: FakeAzure):
 
 def _put_blob(fake: FakeAzure):
     def handler(call: Any, match: Any) -> Reply:
+        if (refusal := _refused(fake, call)) is not None:
+            return refusal
         key = _blob_key(call, match)
         if call.query.get("comp") == "metadata":
             blob = blobs(fake).get(key)

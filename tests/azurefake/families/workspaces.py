@@ -11,6 +11,14 @@ submitted template's parameters. Update (PATCH) and delete (DELETE, `forceToPurg
 answered 202 with a `Location` the SDK polls, as the Workspaces_Update / Workspaces_Delete
 examples of azure-rest-api-specs allow. A deleted workspace is kept as soft-deleted unless it
 was purged (`fake.state["workspaces.soft_deleted"]`, ARM id -> body).
+
+Soft-deleted names follow Learn's "Workspace soft deletion": the name cannot be reused until
+the retention period (14 days) passes or the workspace is purged. A template deployment of a
+workspace whose name is soft-deleted fails (its operation says Conflict, "Soft-deleted
+workspace exists. Please purge or recover it."); GET answers 404 for it (it is no live
+resource); DELETE ?forceToPurge=true of the name purges it (Workspaces_Delete's purge flag, the
+portal's "permanently delete"). Recovery has no operation in the SDK or the REST spec (the
+portal's "Recently deleted" view does it): `recover_in_portal` stands for it.
 """
 
 from __future__ import annotations
@@ -85,6 +93,26 @@ def seed_workspace(fake: FakeAzure, name: str, *, kind: str = "Project", hub: st
         if fake.get(workspace_id(fake, hub)) is None:
             seed_workspace(fake, hub, kind="Hub", location=location)
     return fake.put(workspace_id(fake, name), workspace_body(fake, name, kind=kind, hub=hub, location=location))
+
+
+SOFT_DELETED_CODE = "Conflict"
+SOFT_DELETED_MESSAGE = "Soft-deleted workspace exists. Please purge or recover it. https://aka.ms/wsoftdelete"
+
+
+def soft_deleted(fake: FakeAzure) -> dict[str, dict[str, Any]]:
+    """ARM id (lower case) -> the body of each soft-deleted workspace."""
+    return fake.state.setdefault("workspaces.soft_deleted", {})
+
+
+def soft_delete_workspace(fake: FakeAzure, name: str, *, kind: str = "Hub", hub: str | None = None) -> None:
+    """A workspace deleted (not purged) within the retention period, made outside this test."""
+    soft_deleted(fake)[workspace_id(fake, name).lower()] = workspace_body(fake, name, kind=kind, hub=hub)
+
+
+def recover_in_portal(fake: FakeAzure, name: str) -> dict[str, Any]:
+    """What the portal's Recover does: the soft-deleted workspace is live again."""
+    body = soft_deleted(fake).pop(workspace_id(fake, name).lower())
+    return fake.put(body["id"], body)
 
 
 def fail_next_deployment(fake: FakeAzure, code: str, message: str) -> None:
@@ -162,11 +190,16 @@ def _patch(fake: FakeAzure) -> Any:
 
 def _delete(fake: FakeAzure) -> Any:
     def handler(call: Any, match: Any) -> Reply:
+        purge = call.query.get("forceToPurge", "false").lower() == "true"
         body = fake.delete(call.path)
         if body is None:
-            return 204, {}, None
-        if call.query.get("forceToPurge", "false").lower() != "true":
-            fake.state.setdefault("workspaces.soft_deleted", {})[body["id"].lower()] = body
+            gone = soft_deleted(fake).pop(call.path.lower(), None) if purge else None
+            if gone is None:
+                return 204, {}, None
+            url = _operation_url(fake, gone["location"], {"status": 200, "body": None})
+            return 202, {"Location": url, "Retry-After": "0"}, None
+        if not purge:
+            soft_deleted(fake)[body["id"].lower()] = body
         url = _operation_url(fake, body["location"], {"status": 200, "body": None})
         return 202, {"Location": url, "Retry-After": "0"}, None
     return handler
@@ -243,6 +276,9 @@ def _put_deployment(fake: FakeAzure) -> Any:
         if not isinstance(properties.get("template"), dict):
             return arm_error(400, "InvalidRequestContent", "The request content was invalid: 'template' is missing.")
         failure = fake.state.pop("workspaces.fail_next_deployment", None)
+        planned = _planned_resources(fake, properties["template"], properties.get("parameters", {}))
+        if any(rid.lower() in soft_deleted(fake) for rid, body in planned if body is not None):
+            failure = {"code": SOFT_DELETED_CODE, "message": SOFT_DELETED_MESSAGE}
         op = str(uuid.UUID(int=next(_sequence)))
         deployment_id = _deployment_id(fake, name)
         deployment = {
@@ -255,7 +291,7 @@ def _put_deployment(fake: FakeAzure) -> Any:
         }
         fake.state.setdefault("workspaces.deployments", {})[name.lower()] = {
             "body": deployment, "op": op, "polls": 0, "failure": failure,
-            "planned": _planned_resources(fake, properties["template"], properties.get("parameters", {})),
+            "planned": planned,
         }
         status_url = f"{ARM}{deployment_id}/operationStatuses/{op}?api-version={DEPLOYMENTS_API}"
         return 201, {"Azure-AsyncOperation": status_url, "Retry-After": "0"}, deployment

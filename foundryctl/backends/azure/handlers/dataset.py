@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from foundryctl.backends import arm
+from foundryctl.backends.azure import storage_access
 from foundryctl.backends.azure.errors import (
     backend_error,
     calling,
@@ -66,6 +67,23 @@ TAG = "foundryctl."
 ATTRIBUTES_TAG = TAG + "attributes"
 DELETE_NOTE = ("Azure archives data versions instead of deleting them (jobs and models that used them "
                "can still read them)")
+
+
+def _storage_hint(exc: BaseException) -> str | None:
+    """What to do about a blob upload the storage account refused (identity-only storage)."""
+    text = str(exc)
+    # azure-ai-ml rewords Storage's 403 AuthorizationPermissionMismatch ("You don't have
+    # permission to alter this storage account. Ensure that you have been assigned both Storage
+    # Blob Data Reader and Storage Blob Data Contributor roles.")
+    if any(m in text for m in ("AuthorizationPermissionMismatch", "not authorized to perform this operation using",
+                               "permission to alter this storage account")):
+        return (f"the project's storage takes only Entra tokens, and the upload used yours: assign "
+                f"{storage_access.ROLE} on the workspace's storage account (docs/azure-backend.md, required roles)")
+    if "KeyBasedAuthenticationNotPermitted" in text:
+        return ("the storage account refuses shared-key access: make the workspace's datastores "
+                "identity-based (systemDatastoresAuthMode: identity) and assign "
+                f"{storage_access.ROLE} (docs/azure-backend.md, required roles)")
+    return None
 
 
 def asset_version(sha256: str, split: str | None = None) -> str:
@@ -100,6 +118,10 @@ def validation_key(attributes: dict[str, Any]) -> str | None:
 
 class DatasetHandler(AzureHandler):
     kind = "Dataset"
+
+    def __init__(self, backend: Any):
+        super().__init__(backend)
+        self._storage_checked: dict[str, list[str]] = {}  # project -> its storage notes
 
     def identify(self, target: Target) -> str:
         return self._data_id(target.attributes["project"], target.name)
@@ -164,6 +186,54 @@ class DatasetHandler(AzureHandler):
         if found is None:
             return None
         return {"id": found.id, "name": found.name, "properties": found.properties or {}}
+
+    # -- plan-time check of identity-only storage ------------------------------------------
+
+    def create_notes(self, target: Target) -> list[str]:
+        return self._storage_notes(target.attributes["project"])
+
+    def _storage_notes(self, project: str) -> list[str]:
+        """A note when the upload would need a data role the signed-in identity may lack
+        (storage_access.py); nothing when the datastore uses the account key or the role is there."""
+        if project in self._storage_checked:
+            return self._storage_checked[project]
+        try:
+            store = storage_access.default_datastore(self.clients.ml(project))
+        except sdk_errors() as exc:
+            # a project this plan creates has no datastore yet: nothing to say before it exists
+            notes = [] if is_not_found(exc) else [
+                f"could not read project {project}'s datastore to check storage access ({exc.__class__.__name__})"]
+            self._storage_checked[project] = notes
+            return notes
+        notes: list[str] = []
+        if store.identity_based:
+            account_id = (f"{self.resource_group_id}/providers/Microsoft.Storage/storageAccounts/"
+                          f"{store.account}")
+            try:
+                token = self.backend.credential.get_token(f"{self.config.arm_endpoint.rstrip('/')}/.default").token
+            except sdk_errors():
+                token = ""
+            principal = storage_access.token_object_id(token)
+            needs = (f"project {project}'s datastore is identity-based (shared-key access disabled): the "
+                     f"upload uses your own token and needs {storage_access.ROLE} on storage account "
+                     f"{store.account}")
+            if principal is None:
+                notes.append(f"{needs}; whose token it is cannot be read, so this is not checked")
+            else:
+                listing: list[Any] | None
+                try:
+                    listing = list(self.clients.authorization.role_assignments.list_for_scope(
+                        account_id, filter=f"principalId eq '{principal}'"))
+                except sdk_errors():
+                    listing = None
+                if listing is None:
+                    notes.append(f"{needs}; the role assignments there cannot be read, so this is not checked")
+                elif not storage_access.writer_roles(listing, principal, account_id):
+                    notes.append(f"{needs}, which {principal} does not hold there (a group's assignment "
+                                 f"is not seen): `az role assignment create --assignee {principal} --role "
+                                 f"\"{storage_access.ROLE}\" --scope {account_id}`")
+        self._storage_checked[project] = notes
+        return notes
 
     # -- write ---------------------------------------------------------------------------
 
@@ -236,9 +306,12 @@ class DatasetHandler(AzureHandler):
         ml = self.clients.ml(project)
         doing = f"registering data asset {name}:{key}"
         if resource is None:
-            data = calling(doing, ml.data.create_or_update, Data(
-                type=AssetTypes.URI_FILE, path=str(part.path), name=name, version=key,
-                description=description, tags=tags))
+            try:
+                data = ml.data.create_or_update(Data(
+                    type=AssetTypes.URI_FILE, path=str(part.path), name=name, version=key,
+                    description=description, tags=tags))
+            except sdk_errors() as exc:
+                raise backend_error(exc, doing, hint=_storage_hint(exc)) from None
             progress(f"uploaded {name} ({part.size:,} bytes, {part.examples:,} examples)")
             uri = data.path
         else:

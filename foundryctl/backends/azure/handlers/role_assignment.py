@@ -5,10 +5,15 @@ The assignment's name is uuid5(scope, principal, role), so a retried PUT lands o
 assignment. An equal assignment made under another name (the portal, the az CLI) answers
 409 RoleAssignmentExists; it is adopted. A principal created moments ago answers
 PrincipalNotFound until Entra ID replicates it; that is retried for `principal_retry_timeout`.
+
+A principal_type the manifest leaves out is read from Microsoft Graph (graph.py) at plan and
+at apply: ARM answers 400 UnmatchedPrincipalType to a type that is not the principal's own
+(a service principal, the usual CI identity, assigned as a User).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -24,8 +29,9 @@ from foundryctl.backends.azure.errors import (
     sdk_errors,
     unless_absent,
 )
+from foundryctl.backends.azure import graph
 from foundryctl.backends.azure.handlers.base import AzureHandler
-from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.base import FieldError, Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.role_assignment import assignment_name
 
@@ -38,6 +44,11 @@ MAX_BACKOFF = 30.0
 PRINCIPAL_HINT = ("check the object id (`az ad user show --id USER --query id -o tsv`, or `az ad sp show` "
                   "for a service principal); a principal created moments ago can take minutes to "
                   "replicate in Entra ID: apply again, or raise the backend's principal_retry_timeout")
+
+
+SET_TYPE = ("set principal_type on the RoleAssignment (User, Group or ServicePrincipal; "
+            "`az ad sp show --id ID` finds a service principal, `az ad user show --id ID` a user)")
+_ACTUAL_TYPE = re.compile(r"has type '(\w+)'")
 
 
 def split_assignment_id(assignment_id: str) -> tuple[str, str]:
@@ -63,6 +74,48 @@ def _timestamp(value: datetime | None) -> str | None:
 
 class RoleAssignmentHandler(AzureHandler):
     kind = "RoleAssignment"
+
+    def __init__(self, backend: Any):
+        super().__init__(backend)
+        self._resolved: dict[str, str] = {}
+
+    # -- principal types -----------------------------------------------------------------
+
+    def principal_type(self, attributes: dict[str, Any]) -> str:
+        """The manifest's principal_type, or the one Microsoft Graph says the principal has."""
+        if attributes.get("principal_type"):
+            return attributes["principal_type"]
+        principal = str(attributes["principal"])
+        known = self._resolved.get(principal.lower())
+        if known:
+            return known
+        if not self.config.resolve_principal_types:
+            raise FieldError("PrincipalTypeRequired",
+                             f"principal_type is not set for principal {principal}, and the backend's "
+                             "resolve_principal_types is false", ("principal_type",), hint=SET_TYPE)
+        if not catalog.is_guid(principal):
+            raise FieldError("InvalidPrincipalId",
+                             f"principal {principal!r} is not an Entra ID object id (a GUID)", ("principal",),
+                             hint="find it with `az ad user show --id USER@DOMAIN --query id -o tsv` (a user), "
+                                  "`az ad group show` or `az ad sp show`")
+        lookup = graph.principal_type(self.backend.credential, self.config.graph_endpoint, principal)
+        if lookup.principal_type is None:
+            why = ("Microsoft Graph does not know it" if lookup.status == 404
+                   else f"Microsoft Graph could not say ({lookup.problem})")
+            hint = SET_TYPE + ("; reading directory objects needs Directory.Read.All or the Directory "
+                               "Readers role" if lookup.status == 403 else "")
+            if lookup.status == 404:
+                hint += "; " + PRINCIPAL_HINT
+            raise FieldError("PrincipalTypeUnresolved",
+                             f"principal_type is not set and the type of principal {principal} is unknown: "
+                             f"{why}", ("principal_type",), hint=hint)
+        self._resolved[principal.lower()] = lookup.principal_type
+        return lookup.principal_type
+
+    def create_notes(self, target: Target) -> list[str]:
+        if target.attributes.get("principal_type"):
+            return []
+        return [f"principal_type: {self.principal_type(target.attributes)} (from Microsoft Graph)"]
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -160,7 +213,7 @@ class RoleAssignmentHandler(AzureHandler):
 
         return RoleAssignmentCreateParameters(
             role_definition_id=self.role_definition_id(self._role(attributes["role"]).id),
-            principal_id=attributes["principal"], principal_type=attributes["principal_type"],
+            principal_id=attributes["principal"], principal_type=self.principal_type(attributes),
             description=attributes.get("description", ""))
 
     def _put(self, scope: str, name: str, attributes: dict[str, Any], progress: Progress) -> Any:
@@ -177,6 +230,11 @@ class RoleAssignmentHandler(AzureHandler):
                 code = error_code(exc)
                 if code == "RoleAssignmentExists":
                     return self._adopt(scope, attributes, exc, progress)
+                if code == "UnmatchedPrincipalType":
+                    actual = _ACTUAL_TYPE.search(azure_message(exc))
+                    raise backend_error(exc, doing, hint=(
+                        f"set principal_type: {actual.group(1)}, or leave it out to have it read from "
+                        "Microsoft Graph" if actual else SET_TYPE)) from None
                 if code != "PrincipalNotFound":
                     raise backend_error(exc, doing) from None
                 elapsed = time.monotonic() - started
@@ -211,7 +269,7 @@ class RoleAssignmentHandler(AzureHandler):
                 f"but no assignment of {role.name} to {principal} at exactly this scope could be read",
                 hint=f"look for it with `az role assignment list --assignee {principal} --scope {scope}`, "
                      "then `foundryctl import ADDRESS ID`")
-        wanted_type = attributes["principal_type"]
+        wanted_type = self.principal_type(attributes)
         if (existing.principal_type or "").lower() != wanted_type.lower():
             raise BackendError(
                 "RoleAssignmentConflict",

@@ -14,6 +14,14 @@ What azure-ai-ml 1.35 sends (the contract tests assert it; workspaces at api-ver
 - begin_update: GET, then PATCH .../workspaces/{name} with the fields set on the entity, polled.
 - begin_delete: GET, then DELETE .../workspaces/{name}?forceToPurge=true|false, polled.
 
+A name soft-deleted within the retention period (14 days) cannot be reused: the template
+deployment fails ("Soft-deleted workspace exists. Please purge or recover it."). azure-ai-ml has
+no call that lists soft-deleted workspaces (Learn: the portal's "Recently deleted" view), so the
+apply-time error is recognised, and the resource's `on_soft_deleted` decides: fail (default),
+purge (Workspaces_Delete with forceToPurge=true on the name, then the deployment again), or
+recover, which neither the SDK nor the REST spec offers: it fails saying to recover it in the
+portal, after which apply adopts the recovered workspace.
+
 Before create, update and delete this handler reads the workspace itself as well: an existing
 workspace is adopted with an update that sends only what differs (the SDK's own adoption merges
 tags and would touch a workspace of the other kind), and delete never removes a workspace of the
@@ -50,6 +58,24 @@ if TYPE_CHECKING:
 HIDDEN_TAGS = frozenset({"createdByToolkit"})
 SOFT_DELETED = "soft-deleted: recoverable for 14 days; the name stays taken until purged"
 PURGED = "purged: deleted permanently, the name is free again"
+SOFT_DELETED_CHOICES = ("set on_soft_deleted: purge on the resource (the soft-deleted workspace's data "
+                        "is deleted permanently) or recover it in the portal (Azure Machine Learning > "
+                        "Recently deleted; apply then adopts it), or pick a new name")
+
+
+def is_soft_deleted_conflict(exc: BaseException) -> bool:
+    """Whether Azure refused a create because the name belongs to a soft-deleted workspace
+    (the message is in the failed deployment's nested details)."""
+    error = getattr(exc, "error", None)
+    texts = [str(exc)]
+    while error is not None:
+        texts.append(str(getattr(error, "message", "") or ""))
+        details = getattr(error, "details", None)
+        error = details[0] if details else None
+    text = " ".join(texts).lower()
+    return "soft-deleted workspace" in text or "soft deleted workspace" in text
+
+
 def soft_delete(config: AzureBackendConfig) -> bool:
     """Whether deleting a hub or project leaves it soft-deleted (Azure's default) rather
     than purged."""
@@ -95,7 +121,9 @@ class WorkspaceHandler(AzureHandler):
 
     def attributes(self, workspace: Workspace, last_known: dict[str, Any]) -> dict[str, Any]:
         name = workspace.name
-        return {
+        # foundryctl's own setting (Azure has no field for it): as last applied, when it was
+        own = {"on_soft_deleted": last_known["on_soft_deleted"]} if "on_soft_deleted" in last_known else {}
+        return {**own, 
             "display_name": _defaulted(workspace.display_name, name, last_known.get("display_name"), None),
             "description": _defaulted(workspace.description, name, last_known.get("description"), ""),
             "tags": {k: v for k, v in (workspace.tags or {}).items() if k not in HIDDEN_TAGS},
@@ -160,17 +188,70 @@ class WorkspaceHandler(AzureHandler):
             return self._update(target, existing, before, progress)
         entity = self._new_entity(target)
         progress(self._creating_message(name))
-        ml = self.clients.ml()
         try:
-            created = ml.workspaces.begin_create(entity).result()
+            created = self._deploy(entity)
         except sdk_errors() as exc:
-            raise backend_error(exc, doing, nested_hint=(
-                "the ARM template deployment that creates the workspace failed: its operations are "
-                f"in the portal under resource group {self.resource_group}, Deployments")) from None
+            if not is_soft_deleted_conflict(exc):
+                raise self._deployment_error(exc, doing) from None
+            choice = target.attributes.get("on_soft_deleted") or "fail"
+            if choice != "purge":
+                raise self._soft_deleted_error(name, doing, choice) from None
+            self._purge(name, doing, progress)
+            try:
+                created = self._deploy(self._new_entity(target))
+            except sdk_errors() as again:
+                raise self._deployment_error(again, doing) from None
         observed = self.observe(created, target.attributes)
         if observed is None:
             raise BackendError("Conflict", f"{doing}: Azure answered with a workspace of another kind")
         return observed
+
+    def _deploy(self, entity: Workspace) -> Workspace:
+        return self.clients.ml().workspaces.begin_create(entity).result()
+
+    def _deployment_error(self, exc: BaseException, doing: str) -> BackendError:
+        return backend_error(exc, doing, nested_hint=(
+            "the ARM template deployment that creates the workspace failed: its operations are "
+            f"in the portal under resource group {self.resource_group}, Deployments"))
+
+    def _soft_deleted_error(self, name: str, doing: str, choice: str) -> BackendError:
+        if choice == "recover":
+            return BackendError(
+                "SoftDeletedWorkspaceExists",
+                f"{doing}: the name belongs to a soft-deleted workspace, and on_soft_deleted: recover "
+                "cannot be done from here: azure-ai-ml and the workspaces REST API have no recover "
+                "operation", hint=("recover it in the portal (Azure Machine Learning > Recently deleted > "
+                                   "Recover), then apply again: the recovered workspace is adopted; or set "
+                                   "on_soft_deleted: purge, or pick a new name"))
+        return BackendError(
+            "SoftDeletedWorkspaceExists",
+            f"{doing}: the name belongs to a workspace soft-deleted in the last 14 days (Azure: "
+            "\"Soft-deleted workspace exists. Please purge or recover it.\")", hint=SOFT_DELETED_CHOICES)
+
+    def _purge(self, name: str, doing: str, progress: Progress) -> None:
+        """Delete the soft-deleted workspace for good. MLClient.workspaces.begin_delete reads
+        the workspace first, which a soft-deleted one is not (404): the generated client's
+        Workspaces_Delete with forceToPurge=true goes straight to it."""
+        progress(f"{self.kind.lower()} {name} is soft-deleted: purging it (on_soft_deleted: purge)")
+        operations = self.clients.ml().workspaces._operation  # the SDK's generated REST client
+        try:
+            operations.begin_delete(resource_group_name=self.resource_group, workspace_name=name,
+                                    force_to_purge=True).result()
+        except sdk_errors() as exc:
+            if not is_not_found(exc):
+                raise backend_error(exc, f"{doing}: purging the soft-deleted workspace",
+                                    hint="purge it in the portal (Recently deleted > Permanently delete), "
+                                         "then apply again") from None
+
+    def create_notes(self, target: Target) -> list[str]:
+        choice = target.attributes.get("on_soft_deleted")
+        if choice == "purge":
+            return ["if the name belongs to a workspace soft-deleted in the last 14 days, apply purges it "
+                    "first (on_soft_deleted: purge; its data is lost)"]
+        if choice == "recover":
+            return ["if the name belongs to a soft-deleted workspace, apply stops: Azure recovers "
+                    "workspaces only in the portal (on_soft_deleted: recover); after that apply adopts it"]
+        return []
 
     def _creating_message(self, name: str) -> str:
         return f"deploying {self.kind.lower()} {name} (an ARM template deployment; takes minutes)"
@@ -219,7 +300,8 @@ class WorkspaceHandler(AzureHandler):
     def delete_notes(self, observed: Observed) -> list[str]:
         if soft_delete(self.config):
             return [("Azure soft-deletes it: recoverable for 14 days, the name stays taken "
-                     "(purge_on_delete: true in the backend block frees it)")]
+                     "(purge_on_delete: true in the backend block frees it; to create the name again "
+                     "meanwhile, set on_soft_deleted: purge on the resource)")]
         return ["purged: deleted permanently (purge_on_delete: true)"]
 
     def delete(self, target: Target, progress: Progress) -> None:

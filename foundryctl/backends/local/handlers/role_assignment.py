@@ -72,7 +72,7 @@ class RoleAssignmentHandler(LocalHandler):
     def create(self, target: Target, progress: Progress) -> Observed:
         a = target.attributes
         resource = self.cloud.create_role_assignment(
-            self.subscription, self.scope_id(a["scope"]), a["principal"], a["principal_type"],
+            self.subscription, self.scope_id(a["scope"]), a["principal"], a["principal_type"] or "User",
             self._role(a["role"]).id, a.get("description", ""))
         observed = self.observe(resource)
         assert observed is not None

@@ -32,16 +32,15 @@ class WorkspaceHandler(LocalHandler):
                    "created_at": resource.created_at, "modified_at": resource.modified_at}
         return Observed(resource.id, self.attributes(resource), outputs)
 
-    def read(self, target: Target) -> Observed | None:
-        return self.observe(self.cloud.get(target.backend_id or self.identify(target)))
-
-    def read_many(self, targets: list[Target]) -> list[Observed | None]:
-        ids = [t.backend_id or self.identify(t) for t in targets]
-        found = self.cloud.get_many(ids)
-        return [self.observe(found.get(i.lower())) for i in ids]
-
     def import_(self, backend_id: str, name: str) -> Observed | None:
         return self.observe(self.cloud.get(backend_id))
+
+    def create_notes(self, target: Target) -> list[str]:
+        choice = target.attributes.get("on_soft_deleted")
+        if choice in ("purge", "recover"):
+            return [f"if the name belongs to a workspace soft-deleted in the last 14 days, apply "
+                    f"{'purges it first' if choice == 'purge' else 'recovers it'} (on_soft_deleted: {choice})"]
+        return []
 
     def update(self, target: Target, before: dict[str, Any], progress: Progress) -> Observed:
         after = target.attributes
@@ -49,17 +48,51 @@ class WorkspaceHandler(LocalHandler):
         if after.get("display_name") is not None and after["display_name"] != before.get("display_name"):
             changes["friendly_name"] = after["display_name"]
         resource = self.cloud.update_workspace(target.backend_id or self.identify(target), **changes)
-        observed = self.observe(resource)
+        observed = self.observe_as(resource, target.attributes)
         assert observed is not None
         return observed
 
-    def delete(self, target: Target, progress: Progress) -> None:
-        self.cloud.delete_workspace(target.backend_id or self.identify(target))
-
-    def _created(self, resource: ArmResource) -> Observed:
+    def observe_as(self, resource: ArmResource | None, last_known: dict[str, Any]) -> Observed | None:
+        """`observe`, with foundryctl's own setting (on_soft_deleted: no field in the cloud)
+        as last applied."""
         observed = self.observe(resource)
+        if observed is not None and "on_soft_deleted" in last_known:
+            observed.attributes["on_soft_deleted"] = last_known["on_soft_deleted"]
+        return observed
+
+    def read(self, target: Target) -> Observed | None:
+        return self.observe_as(self.cloud.get(target.backend_id or self.identify(target)), target.attributes)
+
+    def read_many(self, targets: list[Target]) -> list[Observed | None]:
+        ids = [t.backend_id or self.identify(t) for t in targets]
+        found = self.cloud.get_many(ids)
+        return [self.observe_as(found.get(i.lower()), t.attributes) for i, t in zip(ids, targets)]
+
+    def delete(self, target: Target, progress: Progress) -> None:
+        purge = self.backend.config.purge_on_delete
+        if self.cloud.delete_workspace(target.backend_id or self.identify(target), purge=purge) and not purge:
+            progress("soft-deleted: recoverable for 14 days; the name stays taken until purged")
+
+    def delete_notes(self, observed: Observed) -> list[str]:
+        if self.backend.config.purge_on_delete:
+            return []
+        return ["soft-deleted, as Azure does (purge_on_delete: false): the name stays taken for 14 days "
+                "unless the resource sets on_soft_deleted: purge or recover"]
+
+    def _create(self, target: Target, progress: Progress, **settings: Any) -> Observed:
+        a = target.attributes
+        choice = a.get("on_soft_deleted") or "fail"
+        resource = self.cloud.create_workspace(
+            self.subscription, self.resource_group, target.name, friendly_name=a.get("display_name"),
+            description=a.get("description", ""), tags=a.get("tags"), on_soft_deleted=choice, **settings)
+        observed = self.observe_as(resource, a)
         if observed is None:
             raise BackendError("Conflict", f"{resource.id} exists but is a {resource.kind}")
+        if choice == "recover" and observed.attributes != a:
+            # a recovered workspace comes back as it was deleted
+            progress(f"recovered soft-deleted {self.kind.lower()} {target.name}; updating what differs")
+            observed = self.update(Target(target.address, target.kind, target.name, a, observed.id),
+                                   observed.attributes, progress)
         return observed
 
 
@@ -71,12 +104,7 @@ class HubHandler(WorkspaceHandler):
         return {"location": resource.location, **super().attributes(resource)}
 
     def create(self, target: Target, progress: Progress) -> Observed:
-        a = target.attributes
-        resource = self.cloud.create_workspace(
-            self.subscription, self.resource_group, target.name, kind="Hub", location=a["location"],
-            friendly_name=a.get("display_name"), description=a.get("description", ""),
-            tags=a.get("tags"))
-        return self._created(resource)
+        return self._create(target, progress, kind="Hub", location=target.attributes["location"])
 
 
 class ProjectHandler(WorkspaceHandler):
@@ -94,10 +122,5 @@ class ProjectHandler(WorkspaceHandler):
         return observed
 
     def create(self, target: Target, progress: Progress) -> Observed:
-        a = target.attributes
-        hub_id = arm.workspace_id(self.subscription, self.resource_group, a["hub"])
-        resource = self.cloud.create_workspace(
-            self.subscription, self.resource_group, target.name, kind="Project", hub_id=hub_id,
-            friendly_name=a.get("display_name"), description=a.get("description", ""),
-            tags=a.get("tags"))
-        return self._created(resource)
+        hub_id = arm.workspace_id(self.subscription, self.resource_group, target.attributes["hub"])
+        return self._create(target, progress, kind="Project", hub_id=hub_id)
