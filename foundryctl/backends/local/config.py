@@ -21,6 +21,9 @@ class LocalBackendConfig(BaseModel):
                                 description="Resource group that holds hubs and projects.")
     principal: str | None = Field(None, min_length=1, description=(
         "Acting principal for data-plane operations; default $FOUNDRYCTL_PRINCIPAL, then the OS user."))
+    purge_on_delete: bool = Field(False, description=(
+        "Purge Foundry accounts on delete; default: Azure's soft delete (recoverable for 48 hours, the "
+        "name and custom subdomain stay taken)."))
     registration_delay: float = Field(1.0, ge=0, le=600, description=(
         "Seconds a provider registration stays Registering before it is Registered."))
     api_latency: float = Field(0.0, ge=0, le=60, description=(
