@@ -257,3 +257,20 @@ def test_foundry_user_at_the_account_covers_its_projects(cloud: LocalCloud) -> N
     assert cloud.check_access("alice", action, project_id, data_action=True) == "Foundry User"
     with pytest.raises(BackendError):
         cloud.check_access("alice", "Microsoft.CognitiveServices/accounts/write", resource.id)
+
+
+def test_allowed_regions_covers_foundry_accounts(project: Project) -> None:
+    project.write(MANIFEST + "policies:\n  allowed_regions: {regions: [westus3]}\n")
+    result = project.cli("validate")
+    assert result.code == 1, result
+    assert "allowed_regions" in result.output and "FoundryAccount.ft-foundry" in result.output
+    assert "region eastus2 is not allowed" in result.output
+
+
+def test_markdown_plan_says_what_deleting_an_account_loses(project: Project) -> None:
+    project.write(MANIFEST)
+    assert project.cli("apply", "--auto-approve").code == 0
+    result = project.cli("plan", "--destroy", "--format", "markdown")
+    assert result.code == 0, result
+    assert "deleting a Foundry account deletes its projects" in result.stdout
+    assert "soft-deleted for 48 hours" in result.stdout
