@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from foundryctl.manifest.model import Manifest, ResourceDecl
 
 # azure-rest-api-specs 2025-06-01: accountName and projectName are 2-64 characters matching
-# ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$.
-COGNITIVE_NAME = name_rule(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$",
-                           "use 2-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+# ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$. foundryctl leaves out '.', which would break the address
+# `Kind.name` every reference and command uses.
+COGNITIVE_NAME = name_rule(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,63}$",
+                           "use 2-64 letters, digits, '_' or '-', starting with a letter or digit "
+                           "(Azure also allows '.', which foundryctl addresses cannot hold)")
 # Learn (custom subdomain names for Azure AI services): a DNS label under
 # cognitiveservices.azure.com, globally unique, letters, digits and hyphens, not starting
 # or ending with a hyphen. Azure keeps it in lower case.
