@@ -281,3 +281,24 @@ def test_plan_apply_empty_plan_destroy(fake_azure: Any, tmp_path: Path, monkeypa
     deletes = [c.path for c in fake_azure.requests("DELETE")]
     assert deletes[-2:] == [PROJECT, ACCOUNT]
     assert account_id(fake_azure, "ft-foundry").lower() not in fake_azure.resources
+
+
+# -- RoleAssignment at Foundry scopes -------------------------------------------------------
+
+@pytest.mark.parametrize(("scope_id", "form"), [
+    (ACCOUNT, {"foundry_account": "ft-foundry"}),
+    (PROJECT, {"foundry_account": "ft-foundry", "foundry_project": "support"}),
+])
+def test_import_role_assignment_at_a_foundry_scope(fake_azure: Any, azure_backend: Any, scope_id: str,
+                                                    form: dict[str, str]) -> None:
+    from azurefake.families.authorization import assignment_id, seed_assignment
+
+    seed_assignment(fake_azure, scope_id, "0c2b6a1e-1b7a-4d2a-9a5e-3f1c2d4e5f60",
+                    principal="9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+                    role_guid="eadc314b-1a2d-4efa-be10-5d325db5065e")
+    assignments = azure_backend.handler("RoleAssignment")
+    observed = assignments.import_(assignment_id(scope_id, "0c2b6a1e-1b7a-4d2a-9a5e-3f1c2d4e5f60"), "lead")
+    assert observed is not None
+    assert observed.attributes["scope"] == form
+    assert observed.attributes["role"] == "Foundry Project Manager"
+    assert assignments.scope_id(form) == scope_id
