@@ -12,6 +12,9 @@ JOBS = f"{WORKSPACES}/jobs"
 MODELS = f"{WORKSPACES}/models"
 MODEL_VERSIONS = f"{WORKSPACES}/models/versions"
 ENDPOINTS = f"{WORKSPACES}/serverlessEndpoints"
+COGNITIVE_ACCOUNTS = "Microsoft.CognitiveServices/accounts"
+ACCOUNT_PROJECTS = f"{COGNITIVE_ACCOUNTS}/projects"
+DELETED_ACCOUNTS = "Microsoft.CognitiveServices/deletedAccounts"
 
 
 def subscription_id(sub: str) -> str:
@@ -24,6 +27,50 @@ def resource_group_id(sub: str, rg: str) -> str:
 
 def workspace_id(sub: str, rg: str, name: str) -> str:
     return f"{resource_group_id(sub, rg)}/providers/{WORKSPACES}/{name}"
+
+
+def cognitive_account_id(sub: str, rg: str, name: str) -> str:
+    return f"{resource_group_id(sub, rg)}/providers/{COGNITIVE_ACCOUNTS}/{name}"
+
+
+def account_project_id(account: str, name: str) -> str:
+    return f"{account}/projects/{name}"
+
+
+def deleted_account_id(sub: str, location: str, rg: str, name: str) -> str:
+    """Where a soft-deleted Cognitive Services account waits to be recovered or purged."""
+    return (f"/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{location}/"
+            f"resourceGroups/{rg}/deletedAccounts/{name}")
+
+
+def scope_resource_id(sub: str, rg: str, scope: dict) -> str:
+    """The ARM id of a RoleAssignment's scope in its manifest form ({hub: NAME}, ...)."""
+    if scope.get("hub"):
+        return workspace_id(sub, rg, scope["hub"])
+    if scope.get("project"):
+        return workspace_id(sub, rg, scope["project"])
+    if scope.get("foundry_project"):
+        account = cognitive_account_id(sub, rg, scope["foundry_account"])
+        return account_project_id(account, scope["foundry_project"])
+    if scope.get("foundry_account"):
+        return cognitive_account_id(sub, rg, scope["foundry_account"])
+    return resource_group_id(sub, rg)
+
+
+def foundry_scope(scope_id: str) -> dict | None:
+    """The manifest form of a Foundry account or project id, or None for any other id."""
+    parts = scope_id.rstrip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    marker = ["providers", "microsoft.cognitiveservices", "accounts"]
+    for index in range(len(parts) - 3):
+        if lowered[index:index + 3] == marker:
+            rest = parts[index + 3:]
+            if len(rest) == 1:
+                return {"foundry_account": rest[0]}
+            if len(rest) == 3 and rest[1].lower() == "projects":
+                return {"foundry_account": rest[0], "foundry_project": rest[2]}
+            return None
+    return None
 
 
 def data_id(workspace: str, name: str) -> str:

@@ -32,6 +32,8 @@ class RoleDefinition:
     not_actions: tuple[str, ...] = ()
     data_actions: tuple[str, ...] = ()
     not_data_actions: tuple[str, ...] = ()
+    # Earlier display names Azure still shows in places (Azure AI User for Foundry User).
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def roles() -> dict[str, RoleDefinition]:
             name=r["name"], id=r["id"], description=r.get("description", ""),
             actions=tuple(r.get("actions", ())), not_actions=tuple(r.get("not_actions", ())),
             data_actions=tuple(r.get("data_actions", ())),
-            not_data_actions=tuple(r.get("not_data_actions", ())))
+            not_data_actions=tuple(r.get("not_data_actions", ())),
+            aliases=tuple(r.get("aliases", ())))
         out[role.name] = role
     return out
 
@@ -129,7 +132,7 @@ def find_role(name_or_id: str) -> RoleDefinition | None:
     """A built-in role by display name (any case) or by its GUID."""
     wanted = name_or_id.strip().lower()
     for role in roles().values():
-        if role.name.lower() == wanted or role.id == wanted:
+        if role.name.lower() == wanted or role.id == wanted or wanted in (a.lower() for a in role.aliases):
             return role
     return None
 

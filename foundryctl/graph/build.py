@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from foundryctl.errors import Diagnostic
 from foundryctl.graph.dag import CycleError, Graph
 from foundryctl.kinds import parse_address
+from foundryctl.kinds.role_assignment import RESOURCE_SCOPES
 from foundryctl.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -79,8 +80,7 @@ def _covering_assignments(decl: ResourceDecl, manifest: Manifest,
     covering = []
     for assignment in assignments:
         scope = assignment.spec.scope  # type: ignore[attr-defined]
-        if (scope.resource_group
-                or (scope.hub is not None and f"Hub.{scope.hub}" in chain)
-                or (scope.project is not None and f"Project.{scope.project}" in chain)):
+        named = scope.resource()
+        if named is None or f"{RESOURCE_SCOPES[named[0]]}.{named[1]}" in chain:
             covering.append(assignment)
     return covering

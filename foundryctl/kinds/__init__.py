@@ -6,6 +6,7 @@ from foundryctl.kinds.base import META_FIELDS, Kind, Ref, Reference, Spec, parse
 from foundryctl.kinds.dataset import Dataset
 from foundryctl.kinds.deployment import Deployment
 from foundryctl.kinds.finetune_job import FineTuneJob
+from foundryctl.kinds.foundry import FoundryAccount, FoundryProject
 from foundryctl.kinds.hub import Hub
 from foundryctl.kinds.project import Project
 from foundryctl.kinds.provider_registration import ProviderRegistration
@@ -19,7 +20,8 @@ def register(kind: type[Kind]) -> type[Kind]:
     return kind
 
 
-for _kind in (ProviderRegistration, Hub, Project, RoleAssignment, Dataset, FineTuneJob, Deployment):
+for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RoleAssignment, Dataset,
+              FineTuneJob, Deployment):
     register(_kind)
 
 

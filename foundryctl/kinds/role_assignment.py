@@ -32,14 +32,24 @@ def assignment_name(scope_id: str, principal_id: str, role_id: str) -> str:
     return str(uuid.uuid5(ASSIGNMENT_NAMESPACE, key))
 
 
+# Scope fields naming a resource, and the kind each names.
+RESOURCE_SCOPES = {"hub": "Hub", "project": "Project", "foundry_account": "FoundryAccount",
+                   "foundry_project": "FoundryProject"}
+SCOPE_FORMS = ("resource_group, {hub: NAME}, {project: NAME}, {foundry_account: NAME}, "
+               "{foundry_account: NAME, foundry_project: NAME}")
+
+
 class Scope(BaseModel):
-    """Where the role applies: `resource_group`, `{hub: NAME}` or `{project: NAME}`."""
+    """Where the role applies: `resource_group`, `{hub: NAME}`, `{project: NAME}`,
+    `{foundry_account: NAME}` or `{foundry_project: NAME}`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     resource_group: bool = False
     hub: Annotated[str | None, Ref("Hub", containment=True)] = None
     project: Annotated[str | None, Ref("Project", containment=True)] = None
+    foundry_account: Annotated[str | None, Ref("FoundryAccount", containment=True)] = None
+    foundry_project: Annotated[str | None, Ref("FoundryProject", containment=True)] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -50,18 +60,27 @@ class Scope(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Scope:
-        chosen = [self.resource_group, self.hub is not None, self.project is not None]
+        if self.foundry_project is not None and self.foundry_account is None:
+            raise ValueError("a foundry_project scope also names its account: "
+                             "{foundry_account: ACCOUNT, foundry_project: PROJECT}")
+        chosen = [self.resource_group, self.hub is not None, self.project is not None,
+                  self.foundry_account is not None]
         if sum(chosen) != 1:
-            raise ValueError("scope must be exactly one of: resource_group, {hub: NAME}, {project: NAME}")
+            raise ValueError(f"scope must be exactly one of: {SCOPE_FORMS}")
         return self
+
+    def resource(self) -> tuple[str, str] | None:
+        """(field, name) of the resource the scope names, or None for the resource group (a
+        Foundry project scope names the project; its account is the container)."""
+        order = ("foundry_project", "foundry_account", "hub", "project")
+        return next(((f, getattr(self, f)) for f in order if getattr(self, f) is not None), None)
 
     @model_serializer
     def _serialize(self) -> dict[str, Any]:
-        if self.hub is not None:
-            return {"hub": self.hub}
-        if self.project is not None:
-            return {"project": self.project}
-        return {"resource_group": True}
+        if self.foundry_project is not None:
+            return {"foundry_account": self.foundry_account, "foundry_project": self.foundry_project}
+        found = self.resource()
+        return {found[0]: found[1]} if found else {"resource_group": True}
 
 
 class RoleAssignmentSpec(Spec):
@@ -72,7 +91,7 @@ class RoleAssignmentSpec(Spec):
         None, description=("The principal's kind; left out, the azure backend asks Microsoft Graph "
                            "(ARM refuses a type that is not the principal's own)."))
     role: str = Field(description="Built-in role name (e.g. 'Azure AI Developer') or its GUID.")
-    scope: Scope = Field(description="resource_group, {hub: NAME} or {project: NAME}.")
+    scope: Scope = Field(description=f"One of: {SCOPE_FORMS}.")
     description: str = ""
 
     @field_validator("role")
@@ -101,4 +120,22 @@ class RoleAssignment(Kind):
             return inside_project(scope.project, manifest)
         if scope.hub is not None:
             return [f"Hub.{scope.hub}"]
+        if scope.foundry_project is not None:
+            return [f"FoundryAccount.{scope.foundry_account}", f"FoundryProject.{scope.foundry_project}"]
+        if scope.foundry_account is not None:
+            return [f"FoundryAccount.{scope.foundry_account}"]
         return []
+
+    @classmethod
+    def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+        from foundryctl.errors import Diagnostic
+
+        scope: Scope = decl.spec.scope  # type: ignore[attr-defined]
+        project = manifest.resources.get(f"FoundryProject.{scope.foundry_project}")
+        if project is None or project.spec.account == scope.foundry_account:  # type: ignore[attr-defined]
+            return []
+        return [Diagnostic.error(
+            f"scope names FoundryProject.{scope.foundry_project} in account {scope.foundry_account!r}, "
+            f"but that project is in account {project.spec.account!r}",  # type: ignore[attr-defined]
+            decl.position_of(("scope", "foundry_account")), decl.address, code="invalid-value",
+            hint=f"set foundry_account: {project.spec.account}")]  # type: ignore[attr-defined]

@@ -126,6 +126,11 @@ def state_loss(change: ResourceChange, plan: Plan) -> str | None:
                 f"fine-tuned models, deployments{contents}")
     if change.kind == "Project":
         return f"deleting a project deletes its data assets, fine-tuned models and deployments{contents}"
+    if change.kind == "FoundryAccount":
+        return ("deleting a Foundry account deletes its projects and the role assignments at them; Azure "
+                f"keeps the account soft-deleted for 48 hours, its name and subdomain taken{contents}")
+    if change.kind == "FoundryProject":
+        return f"deleting a Foundry project deletes what it holds and the role assignments at it{contents}"
     if change.kind == "Deployment":
         return ("the endpoint is deleted" + ("; the new one has a new URL and new keys" if replace
                                               else "; its URL and keys stop working"))

@@ -92,11 +92,11 @@ class RequireProtect(ResourceRule):
 
 class AllowedRegions(ResourceRule):
     name = "allowed_regions"
-    kinds = frozenset({"Hub"})
+    kinds = frozenset({"Hub", "FoundryAccount"})
     settings: AllowedRegionsRule
 
     def description(self) -> str:
-        return "hubs only in " + ", ".join(self.settings.regions)
+        return "hubs and Foundry accounts only in " + ", ".join(self.settings.regions)
 
     def check(self, subject: Subject) -> Violation | None:
         from foundryctl import catalog

@@ -23,8 +23,8 @@ class AzureBackendConfig(BaseModel):
     arm_endpoint: str = Field("https://management.azure.com", pattern=r"^https://", description=(
         "Azure Resource Manager endpoint (another for sovereign clouds)."))
     purge_on_delete: bool = Field(False, description=(
-        "Delete hubs and projects permanently; default: Azure's soft delete (recoverable for 14 days, "
-        "the name stays taken until then)."))
+        "Delete hubs, projects and Foundry accounts permanently; default: Azure's soft delete (hubs and "
+        "projects recoverable for 14 days, Foundry accounts for 48 hours; the name stays taken until then)."))
     unregister_providers: bool = Field(False, description=(
         "Unregister provider namespaces on destroy; default: leave them registered (unregistering "
         "affects the whole subscription, and Azure refuses while any resource uses the namespace)."))

@@ -31,12 +31,14 @@ from typing import Any
 from foundryctl import catalog
 from foundryctl.backends import arm
 from foundryctl.errors import BackendError
+from foundryctl.kinds.foundry import SOFT_DELETE_HOURS
 from foundryctl.kinds.role_assignment import assignment_name
 from foundryctl.private_files import private_directory, tighten_file
 from foundryctl.state.lock import current_user
 from foundryctl.state.sqlite_store import now_iso
 
 _WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")
+_COGNITIVE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")
 _UNSET: Any = object()
 
 NOT_REGISTERED, REGISTERING, REGISTERED, UNREGISTERING = (
@@ -423,6 +425,211 @@ class LocalCloud:
             shutil.rmtree(self._datastore(resource), ignore_errors=True)
         return True
 
+    # -- Foundry accounts (Cognitive Services, kind AIServices) and their projects --------
+
+    def _live_deleted_account(self, db: sqlite3.Connection, deleted_id: str) -> ArmResource | None:
+        """The soft-deleted account at `deleted_id`, purging it first when its 48 hours are up."""
+        deleted = self._get_locked(db, deleted_id)
+        if deleted is not None and time.time() >= deleted.properties["purgeAfter"]:
+            db.execute("DELETE FROM resources WHERE id = ?", (deleted.id,))
+            return None
+        return deleted
+
+    def _subdomain_owner(self, db: sqlite3.Connection, subdomain: str) -> ArmResource | None:
+        """The account (live or soft-deleted) that holds a custom subdomain: they are global."""
+        for type_ in (arm.COGNITIVE_ACCOUNTS, arm.DELETED_ACCOUNTS):
+            for row in db.execute(f"SELECT {self._COLUMNS} FROM resources WHERE type = ?", (type_,)):
+                resource = self._resource(row)
+                if type_ == arm.DELETED_ACCOUNTS and self._live_deleted_account(db, resource.id) is None:
+                    continue
+                if str(resource.properties.get("customSubDomainName", "")).lower() == subdomain.lower():
+                    return resource
+        return None
+
+    def create_cognitive_account(self, subscription: str, resource_group: str, name: str, *,
+                                 location: str, custom_subdomain_name: str, sku: str = "S0",
+                                 public_network_access: str = "Enabled", disable_local_auth: bool = False,
+                                 identity: str = "SystemAssigned", tags: dict[str, str] | None = None,
+                                 restore: bool = False) -> tuple[ArmResource, bool]:
+        """A Foundry resource: kind AIServices with allowProjectManagement, and whether it was
+        recovered. A name deleted in the last 48 hours is refused unless `restore` recovers it
+        (Azure's FlagMustBeSetForRestore)."""
+        if not _COGNITIVE_NAME.match(name):
+            raise BackendError("InvalidResourceName", f"Account name '{name}' is invalid: 2-64 letters, "
+                               "digits, '_', '.' or '-', starting with a letter or digit.")
+        region = catalog.normalize_region(location)
+        if region is None:
+            raise BackendError("LocationNotAvailableForResourceType",
+                               f"The provided location '{location}' is not available for resource type "
+                               f"'{arm.COGNITIVE_ACCOUNTS}'.")
+        resource_id = arm.cognitive_account_id(subscription, resource_group, name)
+        deleted_id = arm.deleted_account_id(subscription, region, resource_group, name)
+        with self._request(), self._write() as db:
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                raise BackendError("Conflict", f"An account named '{name}' already exists in resource "
+                                   f"group '{resource_group}'.")
+            deleted = self._live_deleted_account(db, deleted_id)
+            if deleted is not None:
+                if not restore:
+                    raise BackendError(
+                        "FlagMustBeSetForRestore",
+                        f"An existing resource with ID '{resource_id}' has been soft-deleted. To restore "
+                        "the resource, you must specify 'restore' to be 'true' in the property. If you "
+                        "don't want to restore existing resource, please purge it first.",
+                        hint="set restore_soft_deleted: true on the FoundryAccount to recover it, purge it "
+                             f"(`az cognitiveservices account purge --name {name} --resource-group "
+                             f"{resource_group} --location {region}`), or pick another name")
+                return self._recover_account(db, deleted, resource_id), True
+            owner = self._subdomain_owner(db, custom_subdomain_name)
+            if owner is not None:
+                raise BackendError(
+                    "CustomDomainInUse",
+                    f"Custom domain name '{custom_subdomain_name}' is already in use"
+                    + (" by a soft-deleted account; purge it or wait 48 hours." if owner.type ==
+                       arm.DELETED_ACCOUNTS else "."),
+                    hint="custom subdomains are global across Azure: pick another custom_subdomain_name")
+            stamp = now_iso()
+            subdomain = custom_subdomain_name.lower()
+            properties: dict[str, Any] = {
+                "customSubDomainName": subdomain, "allowProjectManagement": True,
+                "publicNetworkAccess": public_network_access, "disableLocalAuth": disable_local_auth,
+                "endpoint": f"https://{subdomain}.cognitiveservices.azure.com/",
+                "sku": sku, "identity": _identity(identity)}
+            resource = ArmResource(resource_id, arm.COGNITIVE_ACCOUNTS, name, "AIServices", region, None,
+                                   properties, dict(tags or {}), _etag(), "Succeeded", stamp, stamp,
+                                   current_user())
+            self._insert(db, resource)
+        return resource, False
+
+    def _recover_account(self, db: sqlite3.Connection, deleted: ArmResource, resource_id: str) -> ArmResource:
+        """Bring a soft-deleted account back as it was (its projects and role assignments were
+        deleted with it and stay deleted)."""
+        kept = deleted.properties["account"]
+        db.execute("DELETE FROM resources WHERE id = ?", (deleted.id,))
+        stamp = now_iso()
+        resource = ArmResource(resource_id, arm.COGNITIVE_ACCOUNTS, deleted.name, "AIServices",
+                               deleted.location, None, kept["properties"], kept["tags"], _etag(),
+                               "Succeeded", kept["created_at"], stamp, current_user())
+        self._insert(db, resource)
+        return resource
+
+    def update_cognitive_account(self, account_id: str, **changes: Any) -> ArmResource:
+        """PATCH: sku, publicNetworkAccess, disableLocalAuth, identity, tags. The location and
+        the custom subdomain cannot change."""
+        with self._request(), self._write() as db:
+            resource = self._get_locked(db, account_id)
+            if resource is None or resource.type != arm.COGNITIVE_ACCOUNTS:
+                raise BackendError("ResourceNotFound", f"Account '{account_id}' was not found.")
+            subdomain = changes.pop("customSubDomainName", None)
+            if subdomain is not None and subdomain.lower() != resource.properties["customSubDomainName"]:
+                raise BackendError("BadRequest", f"The custom subdomain of account '{resource.name}' "
+                                   "cannot be changed once set; create a new account instead.")
+            location = changes.pop("location", None)
+            if location is not None and catalog.normalize_region(location) != resource.location:
+                raise BackendError("InvalidResourceLocation", f"The resource '{resource.name}' already "
+                                   f"exists in location '{resource.location}'.")
+            if "tags" in changes:
+                resource.tags = dict(changes.pop("tags"))
+            if "identity" in changes:
+                changes["identity"] = _identity(changes["identity"])
+            resource.properties.update(changes)
+            self._save(db, resource)
+        return resource
+
+    def delete_cognitive_account(self, account_id: str, *, purge: bool = False) -> bool:
+        """Delete an account with its projects and the role assignments at it. Azure keeps it
+        soft-deleted for 48 hours (name and subdomain stay taken) unless it is purged."""
+        with self._request(), self._write() as db:
+            resource = self._get_locked(db, account_id)
+            if resource is None or resource.type != arm.COGNITIVE_ACCOUNTS:
+                return False
+            self._delete_with_assignments(db, resource.id)
+            if not purge:
+                parts = resource.id.strip("/").split("/")
+                deleted_id = arm.deleted_account_id(parts[1], resource.location or "", parts[3], resource.name)
+                stamp = now_iso()
+                kept = {"properties": resource.properties, "tags": resource.tags,
+                        "created_at": resource.created_at}
+                self._insert(db, ArmResource(
+                    deleted_id, arm.DELETED_ACCOUNTS, resource.name, resource.kind, resource.location, None,
+                    {"account": kept, "customSubDomainName": resource.properties["customSubDomainName"],
+                     "deletionDate": stamp, "purgeAfter": time.time() + SOFT_DELETE_HOURS * 3600},
+                    {}, _etag(), "Succeeded", stamp, stamp, current_user()))
+        return True
+
+    def deleted_account(self, subscription: str, location: str, resource_group: str,
+                        name: str) -> ArmResource | None:
+        """The soft-deleted account of that name, while it can still be recovered."""
+        with self._write() as db:
+            return self._live_deleted_account(
+                db, arm.deleted_account_id(subscription, location, resource_group, name))
+
+    def purge_deleted_account(self, subscription: str, location: str, resource_group: str, name: str) -> bool:
+        with self._request(), self._write() as db:
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?", (
+                arm.deleted_account_id(subscription, location, resource_group, name),
+                arm.DELETED_ACCOUNTS)).rowcount > 0
+
+    def create_account_project(self, account_id: str, name: str, *, display_name: str | None = None,
+                               description: str = "", identity: str = "SystemAssigned",
+                               tags: dict[str, str] | None = None) -> ArmResource:
+        if not _COGNITIVE_NAME.match(name):
+            raise BackendError("InvalidResourceName", f"Project name '{name}' is invalid: 2-64 letters, "
+                               "digits, '_', '.' or '-', starting with a letter or digit.")
+        resource_id = arm.account_project_id(account_id, name)
+        with self._request(), self._write() as db:
+            account = self._get_locked(db, account_id)
+            if account is None or account.type != arm.COGNITIVE_ACCOUNTS:
+                raise BackendError("ResourceNotFound", f"Account '{account_id}' was not found; a project "
+                                   "needs an existing Foundry account.")
+            if not account.properties.get("allowProjectManagement"):
+                raise BackendError("BadRequest", f"Account '{account.name}' does not allow project "
+                                   "management (allowProjectManagement is false).")
+            if account.properties["identity"]["type"] == "None":
+                raise BackendError("BadRequest", f"Account '{account.name}' has no managed identity; "
+                                   "projects need one (set identity: SystemAssigned on the account).")
+            if self._get_locked(db, resource_id) is not None:
+                raise BackendError("Conflict", f"A project named '{name}' already exists in account "
+                                   f"'{account.name}'.")
+            first = db.execute("SELECT 1 FROM resources WHERE type = ? AND parent_id = ? LIMIT 1",
+                               (arm.ACCOUNT_PROJECTS, account.id)).fetchone() is None
+            subdomain = account.properties["customSubDomainName"]
+            properties = {"displayName": display_name or name, "description": description,
+                          "isDefault": first, "identity": _identity(identity),
+                          "endpoints": {"AI Foundry API":
+                                        f"https://{subdomain}.services.ai.azure.com/api/projects/{name}"}}
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.ACCOUNT_PROJECTS, name, None, account.location, account.id,
+                                   properties, dict(tags or {}), _etag(), "Succeeded", stamp, stamp,
+                                   current_user())
+            self._insert(db, resource)
+        return resource
+
+    def update_account_project(self, project_id: str, **changes: Any) -> ArmResource:
+        """PATCH: displayName, description, identity, tags."""
+        with self._request(), self._write() as db:
+            resource = self._get_locked(db, project_id)
+            if resource is None or resource.type != arm.ACCOUNT_PROJECTS:
+                raise BackendError("ResourceNotFound", f"Project '{project_id}' was not found.")
+            if "tags" in changes:
+                resource.tags = dict(changes.pop("tags"))
+            if "identity" in changes:
+                changes["identity"] = _identity(changes["identity"])
+            if "displayName" in changes:
+                changes["displayName"] = changes["displayName"] or resource.name
+            resource.properties.update(changes)
+            self._save(db, resource)
+        return resource
+
+    def delete_account_project(self, project_id: str) -> bool:
+        with self._request(), self._write() as db:
+            resource = self._get_locked(db, project_id)
+            if resource is None or resource.type != arm.ACCOUNT_PROJECTS:
+                return False
+            self._delete_with_assignments(db, resource.id)
+        return True
+
     # -- data assets (a project's data store and its versioned assets) ---------------------
 
     def _datastore(self, workspace: ArmResource) -> Path:
@@ -767,6 +974,13 @@ def _role_allows(role: catalog.RoleDefinition, action: str, data_action: bool) -
 def _matches(pattern: str, action: str) -> bool:
     regex = "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
     return re.match(regex, action, re.IGNORECASE) is not None
+
+
+def _identity(kind: str) -> dict[str, Any]:
+    """A managed identity as ARM shows it: a principal id once system-assigned."""
+    if kind == "None":
+        return {"type": "None"}
+    return {"type": kind, "principalId": str(uuid.uuid4())}
 
 
 def _etag() -> str:

@@ -22,8 +22,9 @@ class LocalBackendConfig(BaseModel):
     principal: str | None = Field(None, min_length=1, description=(
         "Acting principal for data-plane operations; default $FOUNDRYCTL_PRINCIPAL, then the OS user."))
     purge_on_delete: bool = Field(True, description=(
-        "Delete hubs and projects for good (the default here, for quick rehearsals); false: "
-        "soft-delete them as Azure does, keeping the name taken for 14 days."))
+        "Delete hubs, projects and Foundry accounts for good (the default here, for quick "
+        "rehearsals); false: soft-delete them as Azure does, keeping the name taken (14 days for "
+        "hubs and projects, 48 hours for Foundry accounts, with their custom subdomain)."))
     registration_delay: float = Field(1.0, ge=0, le=600, description=(
         "Seconds a provider registration stays Registering before it is Registered."))
     api_latency: float = Field(0.0, ge=0, le=60, description=(

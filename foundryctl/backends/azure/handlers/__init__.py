@@ -5,6 +5,8 @@ HANDLERS: dict[str, str] = {
     "ProviderRegistration": "provider_registration:ProviderRegistrationHandler",
     "Hub": "workspace:HubHandler",
     "Project": "workspace:ProjectHandler",
+    "FoundryAccount": "foundry:FoundryAccountHandler",
+    "FoundryProject": "foundry:FoundryProjectHandler",
     "RoleAssignment": "role_assignment:RoleAssignmentHandler",
     "Dataset": "dataset:DatasetHandler",
     "FineTuneJob": "finetune_job:FineTuneJobHandler",

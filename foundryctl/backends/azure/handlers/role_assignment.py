@@ -120,11 +120,7 @@ class RoleAssignmentHandler(AzureHandler):
     # -- ids ---------------------------------------------------------------------------
 
     def scope_id(self, scope: dict[str, Any]) -> str:
-        if scope.get("hub"):
-            return self.workspace_id(scope["hub"])
-        if scope.get("project"):
-            return self.workspace_id(scope["project"])
-        return self.resource_group_id
+        return arm.scope_resource_id(self.subscription, self.resource_group, scope)
 
     def role_definition_id(self, role_guid: str) -> str:
         return arm.role_definition_id(self.subscription, role_guid)
@@ -178,15 +174,18 @@ class RoleAssignmentHandler(AzureHandler):
         (which of the two, Azure says: GET of the workspace)."""
         if scope_id.lower() == self.resource_group_id.lower():
             return {"resource_group": True}
+        foundry = arm.foundry_scope(scope_id)
+        if foundry is not None and arm.covers(self.resource_group_id, scope_id):
+            return foundry
         prefix = f"{self.resource_group_id}/providers/{arm.WORKSPACES}/"
         name = scope_id[len(prefix):].strip("/")
         if not scope_id.lower().startswith(prefix.lower()) or not name or "/" in name:
             raise BackendError(
                 "UnsupportedScope",
                 f"role assignment scope {scope_id} is neither resource group {self.resource_group} "
-                "nor a hub or project in it",
-                hint="foundryctl manages role assignments at the backend's resource group, its hubs "
-                     "and its projects")
+                "nor a hub, project, Foundry account or Foundry project in it",
+                hint="foundryctl manages role assignments at the backend's resource group, its hubs, "
+                     "projects, Foundry accounts and Foundry projects")
         from azure.ai.ml.entities import Hub
 
         workspace = read_or_none(lambda: self.clients.ml().workspaces.get(name), f"reading workspace {name}")

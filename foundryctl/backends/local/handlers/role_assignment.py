@@ -17,11 +17,7 @@ class RoleAssignmentHandler(LocalHandler):
     kind = "RoleAssignment"
 
     def scope_id(self, scope: dict[str, Any]) -> str:
-        if scope.get("hub"):
-            return arm.workspace_id(self.subscription, self.resource_group, scope["hub"])
-        if scope.get("project"):
-            return arm.workspace_id(self.subscription, self.resource_group, scope["project"])
-        return arm.resource_group_id(self.subscription, self.resource_group)
+        return arm.scope_resource_id(self.subscription, self.resource_group, scope)
 
     def _role(self, name: str) -> catalog.RoleDefinition:
         role = catalog.find_role(name)
@@ -54,6 +50,9 @@ class RoleAssignmentHandler(LocalHandler):
     def _scope_form(self, scope_id: str) -> dict[str, Any]:
         if "/providers/" not in scope_id:
             return {"resource_group": True}
+        foundry = arm.foundry_scope(scope_id)
+        if foundry is not None:
+            return foundry
         workspace = self.cloud.get(scope_id)
         kind = (workspace.kind if workspace else "project").lower()
         return {kind: arm.last_segment(scope_id)}
