@@ -43,11 +43,12 @@ def test_every_vendored_example_request_validates(operation: str, title: str) ->
 
 def test_every_spec_file_has_examples_and_provenance() -> None:
     provenance = (SPEC_ROOT.parent / "PROVENANCE.md").read_text()
+    for vendored in SPEC_ROOT.rglob("*.json"):
+        relative = vendored.relative_to(SPEC_ROOT).as_posix()
+        assert f"`{relative}`" in provenance, f"{relative} has no line in tests/specs/PROVENANCE.md"
     spec_files = {op.spec_file for op in registry().operations}
     assert spec_files
     for spec_file in spec_files:
-        relative = spec_file.relative_to(SPEC_ROOT).as_posix()
-        assert relative in provenance, f"{relative} has no line in tests/specs/PROVENANCE.md"
         for op in registry().operations:
             if op.spec_file == spec_file and op.body is not None:
                 assert op.examples, f"{op.label} has a body but no vendored example"
@@ -150,3 +151,28 @@ def test_the_recorder_pass_fails_a_contract_test_whose_backend_sends_a_bad_body(
     assert re.search(r"1 passed.* 1 error", result.stdout), result.stdout + result.stderr
     assert re.search(r"RoleAssignments_Create \(PUT .*api-version 2022-04-01\): at \$\.properties\.principalType: "
                      r"'Robot' is not one of", result.stdout), result.stdout
+
+
+SERVERLESS_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+                  "Microsoft.MachineLearningServices/workspaces/xbox-support/serverlessEndpoints/xbox-bot")
+SDK_SERVERLESS = {"properties": {"modelSettings": {"modelId": "azureml://locations/eastus2/workspaces/g/models/m/versions/1"}},
+                  "sku": {"name": "Consumption"}, "location": "eastus2"}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b.pop("location"), "$", "'location' is a required property"),  # from TrackedResource (common-types)
+    (lambda b: b["properties"].update(modelId="m"), "$.properties", "Additional properties"),
+    (lambda b: b["properties"]["modelSettings"].pop("modelId"), "$.properties.modelSettings", "'modelId' is a required"),
+    (lambda b: b["properties"].update(authMode="key"), "$.properties.authMode", "'key' is not one of"),
+    (lambda b: b["properties"].update(provisioningState="Succeeded"), "$.properties.provisioningState", "read-only"),
+    (lambda b: b.update(identity={"type": "Both"}), "$.identity.type", "'Both' is not one of"),
+    (lambda b: b.update(id="/x"), "$.id", "read-only"),  # Resource, two allOf levels up
+])
+def test_serverless_endpoint_bodies_follow_the_2024_01_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    specs = registry()
+    op = specs.operation("PUT", SERVERLESS_PUT, "2024-01-01-preview")
+    assert op is not None and op.operation_id == "ServerlessEndpoints_CreateOrUpdate"
+    body = copy.deepcopy(SDK_SERVERLESS)
+    assert specs.check(op, body) == []
+    mutate(body)
+    assert any(v.json_path == json_path and message in v.message for v in specs.check(op, body)), specs.check(op, body)

@@ -40,7 +40,6 @@ PENDING = (
     Pending("POST", _WS + r"/datastores/[^/]+/listSecrets", "2024-10-01-preview", _MFE),
     Pending("PUT", _WS + r"/jobs/[^/]+", "2024-10-01-preview", _MFE),
     Pending("PUT", _WS + r"/models/[^/]+/versions/[^/]+", "2023-08-01-preview", _MFE),
-    Pending("PUT", _WS + r"/serverlessEndpoints/[^/]+", "2024-01-01-preview", _MFE),
     Pending("PUT", _WS + r"/serverlessEndpoints/[^/]+", "2024-10-01", _MFE),
     Pending("POST", _WS + r"/serverlessEndpoints/[^/]+/regenerateKeys", "2024-01-01-preview", _MFE),
 )

@@ -7,7 +7,8 @@ dialect is translated first:
 - `$ref` across files (relative paths, as in the upstream repository);
 - `allOf` inheritance is flattened, so `additionalProperties: false` sees inherited properties;
 - `discriminator` / `x-ms-discriminator-value`: the value picks the derived definition;
-- `readOnly` (or `x-ms-mutability` without create/update) properties must not be sent;
+- `readOnly` (or `x-ms-mutability` without create/update) properties must not be sent (so the
+  definitions only they reach need not be vendored);
 - `x-nullable` admits null; `required` and `enum` are enforced as written.
 
 Adding an API is adding its (trimmed) spec file and examples: nothing here names an operation.
@@ -142,6 +143,10 @@ class SchemaBuilder:
     # -- nodes -----------------------------------------------------------------------
 
     def convert(self, node: dict[str, Any], file: Path, inline: bool = False) -> dict[str, Any]:
+        mutability = node.get("x-ms-mutability")
+        if node.get("readOnly") or (mutability is not None and not {"create", "update"} & set(mutability)):
+            # A request must not send it, whatever its shape: its definition is not needed (nor vendored).
+            return {"readOnly": True}
         out: dict[str, Any]
         if "$ref" in node:
             out = self.ref(node["$ref"], file)
@@ -161,9 +166,6 @@ class SchemaBuilder:
                 out["additionalProperties"] = self.convert(node["additionalProperties"], file)
             elif node.get("additionalProperties") is False:
                 out["additionalProperties"] = False
-        mutability = node.get("x-ms-mutability")
-        if node.get("readOnly") or (mutability is not None and not {"create", "update"} & set(mutability)):
-            out = {"readOnly": True, "allOf": [out]}
         if node.get("x-nullable"):
             out = {"anyOf": [{"type": "null"}, out]}
         return out
@@ -294,7 +296,7 @@ class SpecRegistry:
         validator = RequestValidator(self.body_schema(operation))
         violations = []
         for error in validator.iter_errors(body):
-            error = best_match([error, *error.context]) if error.context else error
+            error = _explain(error)
             violations.append(Violation(operation.label, _json_path(error), error.message))
         return violations
 
@@ -307,6 +309,17 @@ class SpecRegistry:
     def example_body(self, operation: Operation, example: dict[str, Any]) -> Any:
         assert operation.body is not None, operation.label
         return example["parameters"][operation.body["name"]]
+
+
+def _explain(error: ValidationError) -> ValidationError:
+    """The most specific cause; for x-nullable's anyOf on a non-null value, the cause in the value's schema."""
+    if not error.context:
+        return error
+    causes = error.context
+    if error.validator == "anyOf" and error.instance is not None:
+        # Branch 0 is {"type": "null"} (SchemaBuilder.convert): it is not why a non-null value failed.
+        causes = [c for c in causes if c.relative_schema_path and c.relative_schema_path[0] != 0] or causes
+    return _explain(best_match(causes))
 
 
 def _json_path(error: ValidationError) -> str:
