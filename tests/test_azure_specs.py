@@ -176,3 +176,26 @@ def test_serverless_endpoint_bodies_follow_the_2024_01_01_preview_spec(mutate, j
     assert specs.check(op, body) == []
     mutate(body)
     assert any(v.json_path == json_path and message in v.message for v in specs.check(op, body)), specs.check(op, body)
+
+
+RAI_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+           "Microsoft.CognitiveServices/accounts/contoso-foundry/raiPolicies/strict")
+
+
+@pytest.mark.parametrize(("filter_update", "message"), [
+    ({"severityThreshold": "Extreme"}, "'Extreme' is not one of ['Low', 'Medium', 'High']"),
+    ({"source": "Both"}, "'Both' is not one of ['Prompt', 'Completion']"),
+    ({"blocking": "yes"}, "'yes' is not of type 'boolean'"),
+])
+def test_foundry_rai_policy_bodies_follow_the_2025_06_01_spec(filter_update: dict, message: str) -> None:
+    """The Foundry kinds' content-filter policy (Microsoft.CognitiveServices 2025-06-01) is checked per category."""
+    specs = registry()
+    op = specs.operation("PUT", RAI_PUT, "2025-06-01")
+    assert op is not None and op.operation_id == "RaiPolicies_CreateOrUpdate"
+    body = {"properties": {"basePolicyName": "Microsoft.DefaultV2", "mode": "Blocking", "contentFilters": [
+        {"name": "Hate", "enabled": True, "blocking": True, "severityThreshold": "Low", "source": "Prompt"}]}}
+    assert specs.check(op, body) == []
+    body["properties"]["contentFilters"][0].update(filter_update)
+    [violation] = specs.check(op, body)
+    assert violation.json_path.startswith("$.properties.contentFilters[0].") and message in violation.message
+    assert [v.json_path for v in specs.check(op, {"properties": {"type": "UserManaged"}})] == ["$.properties.type"]
