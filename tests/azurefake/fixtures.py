@@ -75,6 +75,14 @@ def fake_azure(az_login: Path) -> Iterator[object]:
         for module in pkgutil.iter_modules(families.__path__):
             importlib.import_module(f"azurefake.families.{module.name}").install(fake)
         yield fake
+    if fake.spec_check:
+        # The recorder pass: each ARM request body against the vendored REST specs (tests/specs).
+        from specs.contract import check_calls
+
+        problems = check_calls(fake.calls)
+        if problems:
+            pytest.fail("request bodies that break the azure-rest-api-specs:\n  " + "\n  ".join(problems),
+                        pytrace=False)
 
 
 def backend_block(**overrides: object) -> str:

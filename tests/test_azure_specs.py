@@ -1,0 +1,201 @@
+"""The spec validator (tests/specs) proven against Microsoft's own examples, and shown to fail.
+
+Contract tests run every recorded ARM request through it at teardown (azurefake.fixtures);
+these tests check the validator itself: the examples vendored with each spec validate, wrong
+bodies are refused with the operation and the JSON path, and the recorder pass fails a test
+whose backend sends a body the spec refuses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from specs.contract import PENDING, check_call, registry
+from specs.validate import SPEC_ROOT, SpecRegistry
+
+ROLE_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+            "Microsoft.Authorization/roleAssignments/05c5a614-a7d6-4502-b150-c2fb455033ff")
+ARM = "https://management.azure.com"
+GOOD_ROLE = {"properties": {
+    "roleDefinitionId": "/subscriptions/00000000-1111-2222-3333-444444444444/providers/Microsoft.Authorization/"
+                        "roleDefinitions/64702f94-c441-49e6-a78b-ef80e0188fee",
+    "principalId": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a", "principalType": "ServicePrincipal"}}
+
+
+def _examples() -> list[tuple[str, str]]:
+    return [(op.label, title) for op, title, _ in registry().examples()]
+
+
+@pytest.mark.parametrize(("operation", "title"), _examples())
+def test_every_vendored_example_request_validates(operation: str, title: str) -> None:
+    specs = registry()
+    op, _, example = next(e for e in specs.examples() if e[0].label == operation and e[1] == title)
+    assert op.body is not None, "an example is vendored only for operations with a body"
+    assert specs.check(op, specs.example_body(op, example)) == []
+
+
+def test_every_spec_file_has_examples_and_provenance() -> None:
+    provenance = (SPEC_ROOT.parent / "PROVENANCE.md").read_text()
+    for vendored in SPEC_ROOT.rglob("*.json"):
+        relative = vendored.relative_to(SPEC_ROOT).as_posix()
+        assert f"`{relative}`" in provenance, f"{relative} has no line in tests/specs/PROVENANCE.md"
+    spec_files = {op.spec_file for op in registry().operations}
+    assert spec_files
+    for spec_file in spec_files:
+        for op in registry().operations:
+            if op.spec_file == spec_file and op.body is not None:
+                assert op.examples, f"{op.label} has a body but no vendored example"
+                for example in op.examples.values():
+                    assert (spec_file.parent / example).exists(), example
+
+
+def test_operations_are_found_by_method_path_and_api_version() -> None:
+    specs = registry()
+    scoped = ROLE_PUT.replace("/providers/Microsoft.Authorization", "/providers/Microsoft.MachineLearningServices/"
+                              "workspaces/xbox-support/providers/Microsoft.Authorization")
+    for path in (ROLE_PUT, scoped):
+        op = specs.operation("PUT", path, "2022-04-01")
+        assert op is not None and op.operation_id == "RoleAssignments_Create"
+    assert specs.operation("PUT", ROLE_PUT, "2015-07-01") is None
+    assert specs.operation("PATCH", ROLE_PUT, "2022-04-01") is None
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b["properties"].update(principalType="Robot"), "$.properties.principalType", "is not one of"),
+    (lambda b: b["properties"].pop("principalId"), "$.properties", "'principalId' is a required property"),
+    (lambda b: b["properties"].update(scope="/subscriptions/x"), "$.properties.scope", "read-only"),
+    (lambda b: b["properties"].update(principalId=42), "$.properties.principalId", "is not of type 'string'"),
+    (lambda b: b.pop("properties"), "$", "'properties' is a required property"),
+])
+def test_a_wrong_body_is_refused_with_the_operation_and_the_json_path(mutate, json_path: str, message: str) -> None:
+    specs = registry()
+    op = specs.operation("PUT", ROLE_PUT, "2022-04-01")
+    body = copy.deepcopy(GOOD_ROLE)
+    assert specs.check(op, body) == []
+    mutate(body)
+    violations = specs.check(op, body)
+    assert violations, body
+    assert any(v.json_path == json_path and message in v.message for v in violations), violations
+    assert all("RoleAssignments_Create" in str(v) for v in violations)
+
+
+def test_a_missing_body_is_refused_when_the_spec_requires_one() -> None:
+    op = registry().operation("PUT", ROLE_PUT, "2022-04-01")
+    assert [v.message for v in registry().check(op, None)] == ["a request body is required"]
+
+
+def test_unvendored_operations_and_api_versions_fail_unless_pending() -> None:
+    assert check_call("PUT", ARM + ROLE_PUT, "2022-04-01", GOOD_ROLE) == []
+    [drift] = check_call("PUT", ARM + ROLE_PUT, "2020-10-01-preview", GOOD_ROLE)
+    assert "no vendored spec" in drift and "vendored api-versions: 2022-04-01" in drift
+    [unknown] = check_call("PUT", ARM + "/subscriptions/s/providers/Microsoft.Foo/bars/b", "2025-01-01", {"a": 1})
+    assert "Microsoft.Foo/bars/b api-version 2025-01-01" in unknown
+    # Bodies to other hosts, and body-less requests, are out of scope.
+    assert check_call("PATCH", "https://eastus2.api.azureml.ms/history/v1.0/runs/r", "v1.0", {"hidden": True}) == []
+    assert check_call("POST", ARM + "/subscriptions/s/providers/Microsoft.Foo/register", "2025-04-01", None) == []
+    job = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w/jobs/j")
+    assert check_call("PUT", ARM + job, "2024-10-01-preview", {"properties": {}}) == []
+    assert any(p.api_version == "2024-10-01-preview" for p in PENDING)
+
+
+def test_polymorphism_allof_and_nullable_are_translated(tmp_path: Path) -> None:
+    """A discriminator picks the derived definition; inherited properties pass additionalProperties: false."""
+    root = tmp_path / "azure-rest-api-specs"
+    spec = root / "specification/demo/stable/2024-01-01/demo.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({
+        "swagger": "2.0", "info": {"version": "2024-01-01"},
+        "paths": {"/things/{name}": {"put": {"operationId": "Things_Put", "parameters": [
+            {"in": "body", "name": "body", "required": True, "schema": {"$ref": "#/definitions/Thing"}}]}}},
+        "definitions": {
+            "Thing": {"type": "object", "required": ["kind"], "discriminator": "kind",
+                      "properties": {"kind": {"type": "string"}, "id": {"type": "string", "readOnly": True},
+                                     "note": {"type": "string", "x-nullable": True}},
+                      "additionalProperties": False},
+            "Job": {"type": "object", "allOf": [{"$ref": "#/definitions/Thing"}], "x-ms-discriminator-value": "job",
+                    "required": ["command"], "properties": {"command": {"type": "string"}},
+                    "additionalProperties": False},
+        }}))
+    specs = SpecRegistry(root)
+    op = specs.operation("PUT", "/things/a", "2024-01-01")
+    assert op is not None
+    assert specs.check(op, {"kind": "job", "command": "echo", "note": None}) == []
+    assert [v.json_path for v in specs.check(op, {"kind": "job"})] == ["$"]  # command is required for jobs
+    assert any("'other' is not one of" in v.message for v in specs.check(op, {"kind": "other"}))
+    assert any(v.json_path == "$.id" for v in specs.check(op, {"kind": "job", "command": "x", "id": "i"}))
+    assert any("Additional properties" in v.message for v in specs.check(op, {"kind": "job", "command": "x", "y": 1}))
+
+
+def test_the_recorder_pass_fails_a_contract_test_whose_backend_sends_a_bad_body(tmp_path: Path) -> None:
+    """A role assignment PUT the spec refuses makes an otherwise passing contract test fail at teardown."""
+    tests = Path(__file__).resolve().parent
+    (tmp_path / "conftest.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(tests)!r})\nimport pytest\n"
+        "def require(reason):\n    pytest.skip(reason)\n"
+        "pytest_plugins = ['azurefake.fixtures']\n")
+    (tmp_path / "test_bad.py").write_text(textwrap.dedent(f"""
+        import requests
+        def test_sends_a_bad_role_assignment(fake_azure):
+            body = {{"properties": {{"roleDefinitionId": "/r", "principalId": "p", "principalType": "Robot"}}}}
+            requests.put("{ARM}{ROLE_PUT}?api-version=2022-04-01", json=body)
+    """))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "test_bad.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert re.search(r"1 passed.* 1 error", result.stdout), result.stdout + result.stderr
+    assert re.search(r"RoleAssignments_Create \(PUT .*api-version 2022-04-01\): at \$\.properties\.principalType: "
+                     r"'Robot' is not one of", result.stdout), result.stdout
+
+
+SERVERLESS_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+                  "Microsoft.MachineLearningServices/workspaces/xbox-support/serverlessEndpoints/xbox-bot")
+SDK_SERVERLESS = {"properties": {"modelSettings": {"modelId": "azureml://locations/eastus2/workspaces/g/models/m/versions/1"}},
+                  "sku": {"name": "Consumption"}, "location": "eastus2"}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b.pop("location"), "$", "'location' is a required property"),  # from TrackedResource (common-types)
+    (lambda b: b["properties"].update(modelId="m"), "$.properties", "Additional properties"),
+    (lambda b: b["properties"]["modelSettings"].pop("modelId"), "$.properties.modelSettings", "'modelId' is a required"),
+    (lambda b: b["properties"].update(authMode="key"), "$.properties.authMode", "'key' is not one of"),
+    (lambda b: b["properties"].update(provisioningState="Succeeded"), "$.properties.provisioningState", "read-only"),
+    (lambda b: b.update(identity={"type": "Both"}), "$.identity.type", "'Both' is not one of"),
+    (lambda b: b.update(id="/x"), "$.id", "read-only"),  # Resource, two allOf levels up
+])
+def test_serverless_endpoint_bodies_follow_the_2024_01_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    specs = registry()
+    op = specs.operation("PUT", SERVERLESS_PUT, "2024-01-01-preview")
+    assert op is not None and op.operation_id == "ServerlessEndpoints_CreateOrUpdate"
+    body = copy.deepcopy(SDK_SERVERLESS)
+    assert specs.check(op, body) == []
+    mutate(body)
+    assert any(v.json_path == json_path and message in v.message for v in specs.check(op, body)), specs.check(op, body)
+
+
+RAI_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+           "Microsoft.CognitiveServices/accounts/contoso-foundry/raiPolicies/strict")
+
+
+@pytest.mark.parametrize(("filter_update", "message"), [
+    ({"severityThreshold": "Extreme"}, "'Extreme' is not one of ['Low', 'Medium', 'High']"),
+    ({"source": "Both"}, "'Both' is not one of ['Prompt', 'Completion']"),
+    ({"blocking": "yes"}, "'yes' is not of type 'boolean'"),
+])
+def test_foundry_rai_policy_bodies_follow_the_2025_06_01_spec(filter_update: dict, message: str) -> None:
+    """The Foundry kinds' content-filter policy (Microsoft.CognitiveServices 2025-06-01) is checked per category."""
+    specs = registry()
+    op = specs.operation("PUT", RAI_PUT, "2025-06-01")
+    assert op is not None and op.operation_id == "RaiPolicies_CreateOrUpdate"
+    body = {"properties": {"basePolicyName": "Microsoft.DefaultV2", "mode": "Blocking", "contentFilters": [
+        {"name": "Hate", "enabled": True, "blocking": True, "severityThreshold": "Low", "source": "Prompt"}]}}
+    assert specs.check(op, body) == []
+    body["properties"]["contentFilters"][0].update(filter_update)
+    [violation] = specs.check(op, body)
+    assert violation.json_path.startswith("$.properties.contentFilters[0].") and message in violation.message
+    assert [v.json_path for v in specs.check(op, {"properties": {"type": "UserManaged"}})] == ["$.properties.type"]
