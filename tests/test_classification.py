@@ -223,11 +223,10 @@ def smollm2(model_cache: Path) -> Path:
         raise
 
 
-def test_a_classification_job_beats_its_untrained_head(project: Project, smollm2: Path) -> None:
-    """apply trains the head (LoRA on the body, the score head whole) for one epoch; the
-    held-out macro-F1 after training, read from metrics.jsonl, beats the untrained head's
-    (measured by the same run before its first step), and results.csv and the report carry
-    accuracy and macro-F1."""
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> tuple[Project, dict]:
+    """A project whose `apply` trained a three-label ticket router (one epoch): the job's outputs."""
+    project = Project(tmp_path_factory.mktemp("classify"))
     project.quickstart()
     project.edit("  type: local\n", "  type: local\n  principal: ${var.principal}\n")
     shutil.copy(TICKETS, project.root / "tickets.jsonl")
@@ -260,6 +259,15 @@ def test_a_classification_job_beats_its_untrained_head(project: Project, smollm2
         outputs = store.get("FineTuneJob.ticket-router").outputs
     finally:
         store.close()
+    return project, outputs
+
+
+def test_a_classification_job_beats_its_untrained_head(trained: tuple[Project, dict]) -> None:
+    """apply trains the head (LoRA on the body, the score head whole) for one epoch; the
+    held-out macro-F1 after training, read from metrics.jsonl, beats the untrained head's
+    (measured by the same run before its first step), and results.csv and the report carry
+    accuracy and macro-F1."""
+    _, outputs = trained
     assert outputs["status"] == "Completed", outputs
     job_dir = Path(outputs["job_dir"])
     rows = [json.loads(line) for line in (job_dir / "metrics.jsonl").read_text().splitlines()]
@@ -276,3 +284,91 @@ def test_a_classification_job_beats_its_untrained_head(project: Project, smollm2
         "task": "text_classification", "labels": ["billing", "hardware", "network"]}
     report = (job_dir / "report.html").read_text()
     assert "macro-F1" in report and f"{trained['valid_f1_macro']:.4f}" in report
+
+
+@pytest.fixture(scope="module")
+def classify_server(trained: tuple[Project, dict], tmp_path_factory: pytest.TempPathFactory, smollm2: Path):
+    """The deployment server process (as apply starts it) serving the trained router."""
+    import subprocess
+    import sys
+    import time
+
+    from foundryctl.backends.local.handlers.deployment import _free_port, _healthy
+    from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
+
+    _, outputs = trained
+    directory = DeploymentDir(tmp_path_factory.mktemp("server") / "router")
+    directory.ensure_secrets()
+    port = _free_port()
+    directory.write_config(ServerConfig(deployment="router", model_dir=str(smollm2),
+                                        adapter_dir=str(Path(outputs["job_dir"]) / "model"),
+                                        model_id="models/ticket-router/versions/1", port=port, device="cpu"))
+    with open(directory.log, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not _healthy(port):
+        assert process.poll() is None and time.monotonic() < deadline, directory.log.read_text()
+        time.sleep(0.2)
+    yield directory, port
+    process.terminate()
+    process.wait(timeout=60)
+
+
+def post(server, path: str, body: object) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    directory, port = server
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {directory.keys()['key1']}"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_deployed_classifier_answers_the_classify_route(classify_server) -> None:
+    """One text or a list: a label of the declared set and a score per label summing to 1;
+    most held-out-style tickets land on their label."""
+    status, single = post(classify_server, "/v1/classify", {"input": "I was charged twice for my subscription"})
+    assert status == 200, single
+    [answer] = single["data"]
+    assert set(answer["scores"]) == {"billing", "hardware", "network"}
+    assert answer["label"] == max(answer["scores"], key=answer["scores"].__getitem__)
+    assert sum(answer["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    tickets = {"My credit card was billed for a game I did not buy": "billing",
+               "The disc drive will not read any game": "hardware",
+               "Multiplayer keeps disconnecting every few minutes": "network",
+               "The console makes a loud fan noise": "hardware",
+               "Cannot reach the Microsoft Store servers": "network",
+               "I want my money back for this DLC": "billing"}
+    status, many = post(classify_server, "/v1/classify", {"input": list(tickets)})
+    assert status == 200, many
+    assert [d["index"] for d in many["data"]] == list(range(len(tickets)))
+    right = sum(d["label"] == label for d, label in zip(many["data"], tickets.values()))
+    assert right >= 4, many
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"input": []}, "`input` must be a non-empty string or a non-empty list of strings"),
+    ({"input": ["fine", 3]}, "`input` must be a non-empty string or a non-empty list of strings"),
+    ({"input": ["fine", "  "]}, "`input[1]` is empty"),
+    ({"text": "hello"}, "unrecognized request argument(s): text"),
+    (["hello"], "the body must be a JSON object with `input`: a string or a list of strings"),
+])
+def test_bad_classify_input_gets_the_json_error_shape(classify_server, body: object, message: str) -> None:
+    status, error = post(classify_server, "/v1/classify", body)
+    assert status == 400
+    assert error["error"]["message"] == message and error["error"]["type"] == "invalid_request_error"
+
+
+def test_the_chat_route_of_a_classifier_says_where_to_go(classify_server) -> None:
+    status, error = post(classify_server, "/v1/chat/completions",
+                         {"messages": [{"role": "user", "content": "hi"}]})
+    assert status == 400
+    assert error["error"]["code"] == "unsupported_task"
+    assert "serves a text-classification model" in error["error"]["message"]
+    assert "/v1/classify" in error["error"]["message"]
