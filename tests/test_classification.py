@@ -196,6 +196,11 @@ def test_a_valid_classification_manifest_validates(project: Project) -> None:
                                                          "    labels: [network, hardware, billing]\n")
     result = project.cli("validate")
     assert result.code == 0, result
+    # The plan's estimate counts the labelled texts (not zero, as a chat reading would).
+    planned = project.cli("plan")
+    assert planned.code == 0, planned
+    tokens = re.search(r"FineTuneJob\.router will be created \(new training run: ~?([\d,]+) tokens", planned.stdout)
+    assert tokens and int(tokens.group(1).replace(",", "")) > 300, planned
 
 
 def test_azure_refuses_text_classification_at_the_task_line(project: Project) -> None:

@@ -361,9 +361,11 @@ def _report(decl: ResourceDecl, dataset: ResourceDecl) -> Any:
     context = spec.hyperparameters.max_seq_length or ref.context_length
     validation = dataset.spec.validation  # type: ignore[attr-defined]
     split = (validation.split, validation.seed) if isinstance(validation, SplitValidation) else None
+    labels = dataset.spec.labels  # type: ignore[attr-defined]
     return report_for(data_path(dataset, dataset.spec.path), ValidationOptions(  # type: ignore[attr-defined]
         counter=load_counter(ref), base_model=ref.name, context_length=context,
-        epochs=spec.hyperparameters.epochs, split=split, max_problems=100))
+        epochs=spec.hyperparameters.epochs, split=split, max_problems=100,
+        task=dataset.spec.task, labels=tuple(labels) if labels else None))  # type: ignore[attr-defined]
 
 
 def _token_checks(decl: ResourceDecl, dataset: ResourceDecl) -> list[Diagnostic]:
