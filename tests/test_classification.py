@@ -1,7 +1,8 @@
 """Text classification: the labelled-JSONL checks of the dataset validator, the task checks of
 validate (format mismatch, labels on a chat dataset, Azure's refusal), and end to end through
 the real CLI on the local backend: a `task: text_classification` job trains a classification
-head on SmolLM2-135M-Instruct and its macro-F1 on held-out tickets beats the untrained head's.
+head on SmolLM2-135M-Instruct, its macro-F1 on held-out tickets beats the untrained head's, and
+its Deployment answers `POST /v1/classify` (and refuses chat).
 
 The data (tests/data/classification/xbox_tickets.jsonl) is 90 short Xbox support tickets,
 30 each of billing, hardware and network; two epochs of batch 8 train in about a minute of
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from conftest import DATA, Project, require
 from foundryctl.datasets import ValidationOptions, validate_dataset
 from foundryctl.errors import ManifestError
 from foundryctl.manifest import load_manifest
+from foundryctl.training.jobdir import pid_alive
 
 TICKETS = DATA / "classification" / "xbox_tickets.jsonl"
 CLASSIFY = ValidationOptions(task="text_classification", count_tokens=False)
@@ -229,7 +234,7 @@ def smollm2(model_cache: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> tuple[Project, dict]:
+def trained(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Iterator[tuple[Project, dict]]:
     """A project whose `apply` trained a three-label ticket router (two epochs): the job's outputs."""
     project = Project(tmp_path_factory.mktemp("classify"))
     project.quickstart()
@@ -256,15 +261,26 @@ def trained(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> tuple[Pr
       batch_size: 8
       learning_rate_multiplier: 2
       max_seq_length: 32
+
+  - kind: Deployment
+    name: ticket-router
+    project: xbox-support
+    model: {job: ticket-router}
 """)
     applied = project.cli("apply", "--auto-approve", timeout=900)
     assert applied.code == 0, applied
+    assert re.search(r"sample label: (billing|hardware|network) \(0\.\d\d\)", applied.output), applied
     store = project.state()
     try:
         outputs = store.get("FineTuneJob.ticket-router").outputs
     finally:
         store.close()
-    return project, outputs
+    yield project, outputs
+    project.cli("destroy", "--auto-approve", timeout=300)
+    for status_file in project.cloud_path.glob("endpoints/*/*/status.json"):  # a server destroy missed
+        status = json.loads(status_file.read_text())
+        if status.get("pid") and pid_alive(status["pid"], status.get("pid_start")):
+            os.killpg(status["pid"], signal.SIGKILL)
 
 
 def test_a_classification_job_beats_its_untrained_head(trained: tuple[Project, dict]) -> None:
@@ -292,42 +308,27 @@ def test_a_classification_job_beats_its_untrained_head(trained: tuple[Project, d
 
 
 @pytest.fixture(scope="module")
-def classify_server(trained: tuple[Project, dict], tmp_path_factory: pytest.TempPathFactory, smollm2: Path):
-    """The deployment server process (as apply starts it) serving the trained router."""
-    import subprocess
-    import sys
-    import time
-
-    from foundryctl.backends.local.handlers.deployment import _free_port, _healthy
-    from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
-
-    _, outputs = trained
-    directory = DeploymentDir(tmp_path_factory.mktemp("server") / "router")
-    directory.ensure_secrets()
-    port = _free_port()
-    directory.write_config(ServerConfig(deployment="router", model_dir=str(smollm2),
-                                        adapter_dir=str(Path(outputs["job_dir"]) / "model"),
-                                        model_id="models/ticket-router/versions/1", port=port, device="cpu"))
-    with open(directory.log, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
-                                   stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while not _healthy(port):
-        assert process.poll() is None and time.monotonic() < deadline, directory.log.read_text()
-        time.sleep(0.2)
-    yield directory, port
-    process.terminate()
-    process.wait(timeout=60)
+def classify_server(trained: tuple[Project, dict]) -> tuple[str, str]:
+    """(base URL, key) of the Deployment apply started for the trained router."""
+    project, _ = trained
+    store = project.state()
+    try:
+        endpoint = store.get("Deployment.ticket-router").outputs["endpoint"]
+    finally:
+        store.close()
+    keys = project.cli("deployments", "keys", "ticket-router", "--format", "json")
+    assert keys.code == 0, keys
+    return endpoint.removesuffix("/v1"), json.loads(keys.stdout)["key1"]
 
 
 def post(server, path: str, body: object) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
-    directory, port = server
+    base, key = server
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {directory.keys()['key1']}"})
+        f"{base}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())
