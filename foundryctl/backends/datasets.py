@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from foundryctl.datasets import DatasetReport
 
 
+def task_options(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The validator's options for the dataset's format (chat, or labelled text)."""
+    labels = attributes.get("labels")
+    return {"task": attributes.get("task") or "chat_completion", "labels": tuple(labels) if labels else None}
+
+
 def planned_report(source: Path, attributes: dict[str, Any]) -> DatasetReport:
     """The training file's report (tokens counted, split applied), refused when its content
     changed since the plan (`version`) or it has errors."""
@@ -19,7 +25,8 @@ def planned_report(source: Path, attributes: dict[str, Any]) -> DatasetReport:
 
     split = attributes.get("validation") or {}
     report = validate_dataset(source, ValidationOptions(
-        count_tokens=True, split=(split["split"], split["seed"]) if "split" in split else None))
+        count_tokens=True, split=(split["split"], split["seed"]) if "split" in split else None,
+        **task_options(attributes)))
     if report.sha256 != attributes.get("version"):
         raise BackendError("ContentMismatch", f"{source} changed since the plan was made",
                            hint="run `foundryctl plan` again")

@@ -36,12 +36,17 @@ def data() -> None:
               help="The files are validation data (one example is enough).")
 @click.option("--max-problems", type=click.IntRange(0), default=1000, show_default=True,
               help="Problems listed per file; all are counted.")
+@click.option("--task", type=click.Choice(["chat_completion", "text_classification"]),
+              default="chat_completion", show_default=True,
+              help="The format: conversations, or labelled text (`{\"text\": ..., \"label\": ...}`).")
+@click.option("--labels", metavar="A,B,...",
+              help="text_classification: the declared label set; any other label is an error.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @handle_errors
 def validate_files(files: tuple[Path, ...], base_model: str | None, context_length: int | None,
                    epochs: int, split: float | None, seed: int, as_validation: bool, max_problems: int,
-                   output_format: str) -> None:
+                   task: str, labels: str | None, output_format: str) -> None:
     """Check chat-completion JSONL FILES: every problem by line and category, token statistics
     and billed tokens. Exit status 1 when a file has errors, 0 otherwise (warnings allowed)."""
     from foundryctl.datasets import ValidationOptions, load_counter, validate_dataset
@@ -59,7 +64,8 @@ def validate_files(files: tuple[Path, ...], base_model: str | None, context_leng
         counter=counter, base_model=ref.name if ref else None,
         context_length=context_length or (ref.context_length if ref else None), epochs=epochs,
         split=(split, seed) if split else None, max_problems=max_problems,
-        role="validation" if as_validation else "training")
+        role="validation" if as_validation else "training", task=task,
+        labels=tuple(label.strip() for label in labels.split(",") if label.strip()) if labels else None)
     reports = []
     for file in files:
         try:
@@ -95,14 +101,21 @@ def render_report(report: DatasetReport) -> None:
                       title_justify="left", box=None, pad_edge=False)
         for column in ("", "min", "p10", "median", "p90", "max", "total"):
             table.add_column(column, justify="left" if not column else "right")
-        rows = [("messages", report.messages_per_example)]
+        classification = report.task == "text_classification"
+        rows = [] if classification else [("messages", report.messages_per_example)]
         if report.token_counting != "skipped":
-            rows += [(f"tokens ({counting})", report.total_tokens),
-                     (f"assistant tokens ({counting})", report.assistant_tokens)]
+            rows += [(f"tokens ({counting})", report.total_tokens)]
+            if not classification:
+                rows += [(f"assistant tokens ({counting})", report.assistant_tokens)]
         for label, dist in rows:
             table.add_row(label, *(f"{v:,}" for v in (dist.min, dist.p10, dist.median, dist.p90,
                                                       dist.max, dist.total)))
-        out.print(table)
+        if rows:
+            out.print(table)
+        if classification:
+            total = sum(report.label_counts.values()) or 1
+            out.print("Labels: " + ", ".join(f"{escape(label)} {n:,} ({n / total:.0%})"
+                                             for label, n in sorted(report.label_counts.items())))
         if report.token_counting != "skipped" and report.role == "training":
             clip = (f"; examples over {report.context_length:,} tokens count as {report.context_length:,}"
                     if report.context_length else "")

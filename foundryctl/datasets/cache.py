@@ -19,7 +19,7 @@ def report_for(path: str | os.PathLike, options: ValidationOptions) -> DatasetRe
     counter = options.counter.description if options.counter else None
     key = (str(resolved), stat.st_size, stat.st_mtime_ns, stat.st_ino, counter, options.base_model,
            options.context_length, options.epochs, options.split, options.max_problems,
-           options.count_tokens, options.role)
+           options.count_tokens, options.role, options.task, options.labels)
     found = _REPORTS.get(key)
     if found is None:
         if len(_REPORTS) >= _LIMIT:

@@ -29,6 +29,14 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "duplicate_example": (WARNING, "the example repeats an earlier one exactly"),
     "over_context_length": (WARNING, "the example is longer than the base model's context; it will be truncated"),
     "chat_template_error": (WARNING, "the base model's chat template refuses this conversation shape"),
+    # text_classification datasets (`{"text": ..., "label": ...}`)
+    "missing_text": (ERROR, "`text` is missing, empty, blank or not a string"),
+    "missing_label": (ERROR, "`label` is missing, empty, or not a string or integer"),
+    "unknown_label": (ERROR, "a label that is not in the dataset's declared `labels`"),
+    "too_few_labels": (ERROR, "fewer than 2 distinct labels: nothing to tell apart"),
+    "conflicting_label": (WARNING, "the same text appears earlier with another label"),
+    "label_imbalance": (WARNING, "the rarest label has under a fifth of the examples of the most common"),
+    "label_without_examples": (WARNING, "a declared label no training example has"),
 }
 
 
@@ -114,6 +122,8 @@ class DatasetReport:
     billed_tokens_per_epoch: int = 0
     duplicates: int = 0
     split: SplitSummary | None = None
+    task: str = "chat_completion"
+    label_counts: dict[str, int] = field(default_factory=dict)  # text_classification: examples per label
     problems: list[Problem] = field(default_factory=list)  # the first `max_problems`
     counts: dict[str, int] = field(default_factory=dict)  # every problem, by category
 
@@ -160,4 +170,6 @@ class DatasetReport:
                 "billed_tokens": self.billed_tokens,
             },
             "split": self.split.to_dict() if self.split else None,
+            **({"task": self.task, "labels": dict(sorted(self.label_counts.items()))}
+               if self.task != "chat_completion" else {}),
         }

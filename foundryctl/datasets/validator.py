@@ -1,4 +1,5 @@
-"""The streaming validator for chat-completion JSONL.
+"""The streaming validator for chat-completion JSONL (and, with `task="text_classification"`,
+labelled `{"text": ..., "label": ...}` JSONL).
 
 One pass over the file in large blocks: the sha256 of the bytes (the dataset's version),
 every problem with its line number and category, and per-example statistics. Memory does
@@ -32,6 +33,10 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = frozenset(("role", "content", "name", "weight"))
 _ROLE_SET = frozenset(ROLES)
+TEXT_CLASSIFICATION = "text_classification"
+LABELLED_KEYS = ("text", "label")
+# A label with under this share of the most common label's examples is worth a warning.
+IMBALANCE_RATIO = 0.2
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -45,6 +50,8 @@ class ValidationOptions:
     max_problems: int = 1000
     count_tokens: bool = True  # False: format checks only, no token statistics
     role: str = "training"  # a validation file needs only one example
+    task: str = "chat_completion"  # or text_classification
+    labels: tuple[str, ...] | None = None  # text_classification: the declared label set
 
 
 def example_digest(line: bytes) -> bytes:
@@ -74,7 +81,8 @@ def validate_dataset(path: str | os.PathLike, options: ValidationOptions = Valid
     """Validate one JSONL file. Never raises for bad content; I/O errors raise OSError."""
     path = Path(path)
     report = DatasetReport(path=str(path), role=options.role, epochs=options.epochs,
-                           base_model=options.base_model, context_length=options.context_length)
+                           base_model=options.base_model, context_length=options.context_length,
+                           task=options.task)
     counter = options.counter or ApproximateCounter()
     report.token_counting, report.tokens_exact = counter.description, counter.exact
     if not options.count_tokens:
@@ -134,7 +142,29 @@ def validate_dataset(path: str | os.PathLike, options: ValidationOptions = Valid
         billed += min(tokens, context) if context else tokens
     report.billed_tokens_per_epoch = billed
     _file_checks(report, problems)
+    if options.task == TEXT_CLASSIFICATION:
+        report.label_counts = dict(scan.label_counts)
+        _label_checks(report, problems, options.labels)
     return report
+
+
+def _label_checks(report: DatasetReport, problems: _Collector, declared: tuple[str, ...] | None) -> None:
+    """The label set of a classification file: enough labels, none declared but unused, balance."""
+    counts = report.label_counts
+    if report.role == "validation":
+        return  # held-out data may well miss a rare label
+    if len(counts) < 2 and report.examples:
+        problems.add(0, "too_few_labels", f"{len(counts)} distinct label(s) ({', '.join(sorted(counts))}); "
+                     "a classifier needs at least 2")
+    for label in declared or ():
+        if label not in counts:
+            problems.add(0, "label_without_examples", f"the declared label {label!r} has no example")
+    if len(counts) >= 2:
+        rarest, commonest = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
+        if counts[rarest] < IMBALANCE_RATIO * counts[commonest]:
+            problems.add(0, "label_imbalance", f"label {rarest!r} has {counts[rarest]} example(s), "
+                         f"{commonest!r} has {counts[commonest]}: the classifier will favour the common "
+                         "labels; add examples of the rare ones")
 
 
 def _split(keys: array, fraction: float, seed: int) -> SplitSummary:
@@ -195,6 +225,10 @@ class _Scan:
         self.keys = array("Q")
         self.seen: dict[int, int] = {}
         self.template_errors: set[tuple[str, ...]] = set()
+        self.classification = options.task == TEXT_CLASSIFICATION
+        self.declared = frozenset(options.labels) if options.labels else None
+        self.label_counts: dict[str, int] = {}
+        self.text_labels: dict[int, tuple[int, str]] = {}  # hash of a text: (first line, its label)
 
     def lines(self, lines: list[bytes], first: int, last_without_newline: bool = False) -> None:
         add = self.add
@@ -213,6 +247,9 @@ class _Scan:
             if type(example) is not dict:
                 add(line_no, "data_type", f"expected a JSON object, found {_json_type(example)}")
                 continue
+            if self.classification:
+                self._labelled_line(example, raw, line_no, usable)
+                continue
             checked = self._example(example, line_no)  # its problems too, even if it is not usable
             if checked is None or not usable:
                 continue
@@ -230,6 +267,54 @@ class _Scan:
                 self._count(pending)
             else:
                 self.message_counts.extend(len(roles) for _, roles, _, _ in pending)
+
+    def _labelled_line(self, example: dict, raw: bytes, line_no: int, usable: bool) -> None:
+        """Check one labelled example and count it (text_classification)."""
+        add = self.add
+        for key in example:
+            if key not in LABELLED_KEYS:
+                add(line_no, "example_unrecognized_key",
+                    f"unrecognized top-level key {_show(key)} (only `text` and `label` are used)")
+        text, label = example.get("text"), example.get("label")
+        ok = True
+        if type(text) is not str or not text.strip():
+            add(line_no, "missing_text", "`text` is " + (
+                "missing" if "text" not in example else "empty" if text == "" else
+                "blank" if type(text) is str else f"{_json_type(text)}, not a string"))
+            ok = False
+        if type(label) is int:
+            label = str(label)
+        if type(label) is not str or not label.strip():
+            add(line_no, "missing_label", "`label` is " + (
+                "missing" if "label" not in example else "empty" if label == "" else
+                f"{_json_type(label)}, not a string or integer" if type(label) is not str else "blank"))
+            ok = False
+        elif self.declared is not None and label not in self.declared:
+            hint = closest(label, self.declared, cutoff=0.6)
+            add(line_no, "unknown_label", f"label {_show(label)} is not one of the declared labels "
+                f"({', '.join(sorted(self.declared))})" + (f"; did you mean {hint!r}?" if hint else ""))
+            ok = False
+        if not ok or not usable:
+            return
+        first_seen = self.seen.setdefault(hash(raw.strip()), line_no)
+        if first_seen != line_no:
+            add(line_no, "duplicate_example", f"the example repeats line {first_seen} exactly")
+        else:
+            earlier = self.text_labels.setdefault(hash(text.strip()), (line_no, label))
+            if earlier[1] != label:
+                add(line_no, "conflicting_label", f"the same text is labelled {earlier[1]!r} on line "
+                    f"{earlier[0]} and {label!r} here")
+        if self.seed is not None:
+            self.keys.append(split_key(example_digest(raw), self.seed))
+        self.label_counts[label] = self.label_counts.get(label, 0) + 1
+        self.message_counts.append(1)
+        if self.count_tokens:
+            tokens = self.counter.count([text])[0]
+            self.tokens.append(tokens)
+            if self.context and tokens > self.context:
+                approx = "" if self.counter.exact else "about "
+                add(line_no, "over_context_length", f"{approx}{tokens:,} tokens, over the "
+                    f"{self.context:,}-token context of {self.model}; the text will be truncated")
 
     def _example(self, example: dict, line_no: int) -> tuple[tuple[str, ...], list[str], list[bool]] | None:
         """Check one example; its (roles, contents, assistant-and-trained flags), or None on errors."""
@@ -346,6 +431,7 @@ class _Scan:
 
     def finish(self) -> None:
         self.seen.clear()
+        self.text_labels.clear()
 
 
 def _parse_slowly(raw: bytes, line_no: int, add, last_without_newline: bool) -> tuple[object | None, bool]:

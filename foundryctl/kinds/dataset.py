@@ -48,7 +48,12 @@ class DatasetSpec(Spec):
     project: Annotated[str, Ref("Project", containment=True),
                        Field(description="Name of the Project the data asset is registered in.")]
     path: str = Field(min_length=1, description="Training JSONL file, relative to the manifest file.")
-    task: Literal["chat_completion"] = Field("chat_completion", description="Data format.")
+    task: Literal["chat_completion", "text_classification"] = Field("chat_completion", description=(
+        "Data format: chat_completion (`messages` conversations) or text_classification "
+        "(`{\"text\": ..., \"label\": ...}` a line)."))
+    labels: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=2, description=(
+        "text_classification: the label set, in the order of the classifier's outputs; a label "
+        "outside it is an error. Default: the labels the training file has, sorted."))
     validation: SplitValidation | FileValidation | None = Field(
         None, description="{split: 0.1, seed: 7} or {path: FILE}; none: no validation data.")
     description: str = ""
@@ -76,6 +81,8 @@ class Dataset(Kind):
         spec: DatasetSpec = decl.spec  # type: ignore[assignment]
         attributes = cls.attributes(spec)
         del attributes["allow_outside_root"]  # how the manifest is checked, not what is registered
+        if attributes.get("labels") is None:  # chat datasets (and state written before labels) have none
+            attributes.pop("labels", None)
         # Paths as the backend resolves them: relative to the manifest's root directory.
         attributes["path"] = root_relative(decl, spec.path)
         if isinstance(spec.validation, FileValidation):
@@ -115,16 +122,17 @@ class Dataset(Kind):
         spec: DatasetSpec = decl.spec  # type: ignore[assignment]
         split = ((spec.validation.split, spec.validation.seed)
                  if isinstance(spec.validation, SplitValidation) else None)
+        task = {"task": spec.task, "labels": tuple(spec.labels) if spec.labels else None}
         try:
             training = report_for(data_path(decl, spec.path),
-                                  ValidationOptions(split=split, **cls.report_options))
+                                  ValidationOptions(split=split, **task, **cls.report_options))
         except OSError:
             training = None
         validation = None
         if isinstance(spec.validation, FileValidation):
             try:
                 validation = report_for(data_path(decl, spec.validation.path),
-                                        ValidationOptions(role="validation", **cls.report_options))
+                                        ValidationOptions(role="validation", **task, **cls.report_options))
             except OSError:
                 validation = None
         return training, validation
@@ -140,6 +148,15 @@ class Dataset(Kind):
                 f"'{decl.name}{VALIDATION_SUFFIX}', which {collision.address} also names",
                 collision.position, collision.address, code="name-conflict",
                 hint="rename one of the two datasets"))
+        if spec.labels is not None and spec.task != "text_classification":
+            out.append(Diagnostic.error(
+                "`labels` is for `task: text_classification` datasets", decl.position_of(("labels",)),
+                decl.address, code="labels-without-classification",
+                hint="set `task: text_classification`, or remove `labels`"))
+        if spec.labels is not None and len(set(spec.labels)) != len(spec.labels):
+            repeated = sorted({label for label in spec.labels if spec.labels.count(label) > 1})
+            out.append(Diagnostic.error(f"`labels` repeats {', '.join(map(repr, repeated))}",
+                                        decl.position_of(("labels",)), decl.address, code="duplicate-label"))
         if not manifest.check_files:
             return out
         files = [(("path",), spec.path)]
@@ -247,8 +264,13 @@ def report_diagnostics(report: DatasetReport, address: str | None,
         if hidden > 0:
             make = Diagnostic.error if CATEGORIES[category][0] == "error" else Diagnostic.warning
             out.append(make(f"{hidden:,} more {category} problem(s) in {report.path}", where, address,
-                            code=category, hint=f"see them all with: foundryctl data validate {report.path}"))
+                            code=category, hint=f"see them all with: foundryctl data validate {report.path}"
+                            + _task_flags(report)))
     return out
+
+
+def _task_flags(report: DatasetReport) -> str:
+    return f" --task {report.task}" if report.task != "chat_completion" else ""
 
 
 def _count(value: Any) -> str:

@@ -58,7 +58,9 @@ class FineTuneJobSpec(Spec):
     project: Annotated[str, Ref("Project", containment=True),
                        Field(description="Name of the Project the job runs in.")]
     base_model: str = Field(description="Catalog name, hf:ORG/NAME or path:DIR.")
-    task: Literal["chat_completion"] = "chat_completion"
+    task: Literal["chat_completion", "text_classification"] = Field("chat_completion", description=(
+        "chat_completion (conversations) or text_classification (a classification head on the "
+        "base model, trained on a `task: text_classification` Dataset; local runner only)."))
     training_data: Annotated[str, Ref("Dataset"), Field(description="Name of a Dataset.")]
     validation_data: Annotated[str | None, Ref("Dataset"), Field(description=(
         "Name of a Dataset to validate on; default: the training dataset's validation data."))] = None
@@ -87,7 +89,7 @@ class FineTuneJob(Kind):
                "to what it trains is a new run.")
     force_new = frozenset({"project", "base_model", "task", "training_data", "validation_data",
                            "hyperparameters", "runner", "output_model", "seed", "training_version",
-                           "validation_version"})
+                           "validation_version", "labels"})
     create_before_destroy = True  # the old model keeps serving until the new one exists
     progress_attributes = frozenset({"status"})
     needs_role = True
@@ -111,6 +113,8 @@ class FineTuneJob(Kind):
         # The data versions it trains on: new data is a new run.
         training = _dataset_attributes(decl, spec.training_data)
         attributes["training_version"] = training.get("version")
+        if spec.task == "text_classification" and training.get("labels"):  # the outputs, in order
+            attributes["labels"] = training["labels"]
         if spec.validation_data:
             attributes["validation_version"] = _dataset_attributes(decl, spec.validation_data).get("version")
         else:
@@ -153,7 +157,8 @@ class FineTuneJob(Kind):
                 f"{dataset.spec.project!r}, not {spec.project!r}", decl.position_of(("training_data",)),  # type: ignore[attr-defined]
                 decl.address, code="cross-project",
                 hint="a job can only read data assets of its own project"))
-        if manifest.check_files and dataset is not None:
+        out.extend(task_checks(decl, manifest))
+        if manifest.check_files and dataset is not None and spec.task == "chat_completion":
             out.extend(_token_checks(decl, dataset))
         out.extend(region_checks(decl, manifest, spec.project, spec.base_model, "fine-tuned",
                                  "finetune_regions", ("base_model",)))
@@ -163,6 +168,38 @@ class FineTuneJob(Kind):
         out.extend(job_checks(decl, manifest))
         out.extend(hyperparameter_checks(decl))
         return out
+
+
+# What Azure AI Foundry's serverless fine-tuning trains: chat completion only (Phi, Llama,
+# Mistral and the other catalog models take conversational JSONL); a classification head is
+# trained by the local runner alone.
+AZURE_TASKS = ("chat_completion",)
+
+
+def task_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+    """The task must be one the runner trains, and the datasets must be in its format."""
+    spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
+    out: list[Diagnostic] = []
+    if runner_of(spec, manifest) == "azure" and spec.task not in AZURE_TASKS:
+        out.append(Diagnostic.error(
+            f"task: {spec.task} is not offered by Azure's serverless fine-tuning, which trains "
+            f"{', '.join(AZURE_TASKS)} only (conversational JSONL) for every model it fine-tunes",
+            decl.position_of(("task",)), decl.address, code="task-unavailable",
+            hint="train text classification with the local backend, or recast the labels as "
+                 "chat completions (the label as the assistant's answer)"))
+    for field in ("training_data", "validation_data"):
+        name = getattr(spec, field)
+        dataset = manifest.resources.get(f"Dataset.{name}") if name else None
+        if dataset is None:
+            continue
+        data_task = dataset.spec.task  # type: ignore[attr-defined]
+        if data_task != spec.task:
+            out.append(Diagnostic.error(
+                f"{field} {name!r} is a {data_task} dataset, and this job's task is {spec.task}",
+                decl.position_of((field,)), decl.address, code="task-mismatch",
+                hint=f"set `task: {spec.task}` on Dataset.{name} (and give it data in that format)"
+                     if spec.task == "text_classification" else f"set `task: {data_task}` on the job"))
+    return out
 
 
 IN_PROGRESS = ("Queued", "Running", "Finishing")  # both backends' job statuses on the way
@@ -326,7 +363,9 @@ def training_run(attributes: dict[str, Any]) -> str:
     import hashlib
     import json
 
-    identity = {k: attributes.get(k) for k in sorted(FineTuneJob.force_new)}
+    # `labels` counts only when set, so chat jobs keep the digest they had before it existed.
+    identity = {k: attributes.get(k) for k in sorted(FineTuneJob.force_new)
+                if k != "labels" or attributes.get(k) is not None}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -365,9 +404,11 @@ def _report(decl: ResourceDecl, dataset: ResourceDecl) -> Any:
     context = spec.hyperparameters.max_seq_length or ref.context_length
     validation = dataset.spec.validation  # type: ignore[attr-defined]
     split = (validation.split, validation.seed) if isinstance(validation, SplitValidation) else None
+    labels = dataset.spec.labels  # type: ignore[attr-defined]
     return report_for(data_path(dataset, dataset.spec.path), ValidationOptions(  # type: ignore[attr-defined]
         counter=load_counter(ref), base_model=ref.name, context_length=context,
-        epochs=spec.hyperparameters.epochs, split=split, max_problems=100))
+        epochs=spec.hyperparameters.epochs, split=split, max_problems=100,
+        task=dataset.spec.task, labels=tuple(labels) if labels else None))  # type: ignore[attr-defined]
 
 
 def _token_checks(decl: ResourceDecl, dataset: ResourceDecl) -> list[Diagnostic]:

@@ -113,11 +113,16 @@ def filter_parts(settings: dict[str, Any], directory: DeploymentDir) -> tuple[Fi
 
 def load_runtime(config: ServerConfig, directory: DeploymentDir) -> Runtime:
     """Load the engine (slow), the filter and the keys for `config`."""
+    from foundryctl.serving.classifier_engine import ClassifierEngine, classification_labels
     from foundryctl.serving.engine import Engine
 
     policy, classifier = filter_parts(config.content_filter, directory)
-    engine = Engine.load(config.model_dir, config.adapter_dir, device=config.device,
-                         max_batch_size=config.max_batch_size, model_name=config.deployment)
+    if classification_labels(config.adapter_dir, config.model_dir) is not None:
+        engine: Any = ClassifierEngine.load(config.model_dir, config.adapter_dir, device=config.device,
+                                            model_name=config.deployment)
+    else:
+        engine = Engine.load(config.model_dir, config.adapter_dir, device=config.device,
+                             max_batch_size=config.max_batch_size, model_name=config.deployment)
     return Runtime(config, engine, policy, classifier, key_digests(directory.keys()))
 
 
@@ -125,7 +130,37 @@ def warm_up(engine: Any) -> None:
     """One real generation: a model that loads but cannot answer never takes traffic."""
     from foundryctl.serving.engine import SamplingParams
 
+    if is_classifier(engine):
+        engine.classify(["Hello"])
+        return
     engine.generate([{"role": "user", "content": "Hello"}], SamplingParams(max_tokens=2, temperature=0))
+
+
+def is_classifier(engine: Any) -> bool:
+    return getattr(engine, "task", None) == "text_classification"
+
+
+def classify_inputs(body: Any) -> list[str]:
+    """The texts of a classify request: `{"input": "..." | ["...", ...]}`."""
+    from foundryctl.serving.classifier_engine import MAX_INPUTS
+
+    if not isinstance(body, dict):
+        raise RequestError(400, "the body must be a JSON object with `input`: a string or a list of strings")
+    unknown = sorted(set(body) - {"input", "model"})
+    if unknown:
+        raise RequestError(400, f"unrecognized request argument(s): {', '.join(unknown)}", param=unknown[0])
+    value = body.get("input")
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RequestError(400, "`input` must be a non-empty string or a non-empty list of strings",
+                           param="input")
+    if len(texts) > MAX_INPUTS:
+        raise RequestError(400, f"`input` has {len(texts)} texts; at most {MAX_INPUTS} per request", param="input")
+    blank = next((i for i, t in enumerate(texts) if not t.strip()), None)
+    if blank is not None:
+        raise RequestError(400, f"`input[{blank}]` is empty" if isinstance(value, list) else "`input` is empty",
+                           param="input")
+    return texts
 
 
 class Server:
@@ -301,6 +336,10 @@ def create_app(directory: DeploymentDir, runtime: Runtime,
         try:
             server.authorize(request, current)
             azure_checks(request, current)
+            if is_classifier(current.engine):
+                raise RequestError(400, f"deployment {current.config.deployment!r} serves a text-classification "
+                                   "model, which does not chat: POST {\"input\": ...} to /v1/classify",
+                                   code="unsupported_task")
             check_content_type(request)
             body = parse_json(await request.body())
             try:
@@ -316,6 +355,25 @@ def create_app(directory: DeploymentDir, runtime: Runtime,
             if release:
                 current.inflight -= 1
 
+    async def classify(request: Request) -> JSONResponse:
+        current = server.runtime
+        current.inflight += 1
+        try:
+            server.authorize(request, current)
+            if not is_classifier(current.engine):
+                raise RequestError(400, f"deployment {current.config.deployment!r} serves a chat model: "
+                                   "classify needs a FineTuneJob with `task: text_classification`; "
+                                   "use /v1/chat/completions", code="unsupported_task")
+            check_content_type(request)
+            texts = classify_inputs(parse_json(await request.body()))
+            results = await asyncio.to_thread(current.engine.classify, texts)
+            return JSONResponse({"object": "list", "model": current.config.deployment,
+                                 "data": [{"index": i, "object": "classification", **r}
+                                          for i, r in enumerate(results)]})
+        finally:
+            current.inflight -= 1
+
+    app.add_api_route("/v1/classify", classify, methods=["POST"])
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/chat/completions", chat_completions, methods=["POST"])
     # Azure OpenAI's path, so the AzureOpenAI client works with azure_deployment=NAME.

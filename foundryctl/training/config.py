@@ -41,6 +41,8 @@ class TrainingConfig:
     precision: str = "auto"  # auto (bf16 for LoRA on CUDA, else fp32), bf16, fp32
     processes: int = 1  # >1: started under torchrun, one process per GPU
     sample_generations: int = 3  # validation prompts answered before and after training (report)
+    task: str = "chat_completion"  # or text_classification (training/classification.py)
+    labels: list[str] | None = None  # text_classification: the declared label set, else inferred
 
     def save(self, path: Path) -> None:
         write_private(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

@@ -162,6 +162,8 @@ class Distributed:
 
 
 class Trainer:
+    results_columns = RESULTS_COLUMNS  # results.csv, in this order
+
     def __init__(self, config: TrainingConfig, job: JobDir, log: Callable[[str], None] = print):
         self.config, self.job, self.log = config, job, log
         self.stop_requested = False
@@ -376,10 +378,10 @@ class Trainer:
         if row["type"] in ("step", "epoch", "eval"):
             new = not self.job.results.exists()
             with open(self.job.results, "a", newline="") as out:
-                writer = csv.DictWriter(out, RESULTS_COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(out, self.results_columns, extrasaction="ignore")
                 if new:
                     writer.writeheader()
-                writer.writerow({k: _round(row.get(k)) for k in RESULTS_COLUMNS})
+                writer.writerow({k: _round(row.get(k)) for k in self.results_columns})
 
     def _checkpoint(self, epoch: int, step: int, model: Any, optimizer: Any, scheduler: Any) -> None:
         import torch
@@ -443,7 +445,7 @@ class Trainer:
             with open(self.job.results, newline="") as source:
                 rows = [r for r in csv.DictReader(source) if int(float(r["step"] or 0)) <= step]
             with open(temporary, "w", newline="") as out:
-                writer = csv.DictWriter(out, RESULTS_COLUMNS)
+                writer = csv.DictWriter(out, self.results_columns)
                 writer.writeheader()
                 writer.writerows(rows)
             os.replace(temporary, self.job.results)

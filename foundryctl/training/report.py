@@ -148,22 +148,30 @@ def write_report(job: JobDir) -> None:
     evals = job.read_metrics("eval") + job.read_metrics("epoch")
     evals.sort(key=lambda r: r["step"])
     config = json.loads(job.config.read_text()) if job.config.exists() else {}
+    classification = config.get("task") == "text_classification"
+    # (column title, metric) of the evaluations table, by task
+    columns = ([("train loss", "train_loss"), ("validation loss", "valid_loss"),
+                ("accuracy", "valid_accuracy"), ("macro-F1", "valid_f1_macro")] if classification else
+               [("train loss", "train_loss"), ("validation loss", "valid_loss"),
+                ("perplexity", "valid_perplexity"), ("token accuracy", "valid_mean_token_accuracy")])
+    header = "".join(f"<th>{title}</th>" for title, _ in columns)
     rows = "".join(
-        f"<tr><td>{r['epoch']}</td><td>{r['step']}</td><td>{_fmt(r.get('train_loss'))}</td>"
-        f"<td>{_fmt(r.get('valid_loss'))}</td><td>{_fmt(r.get('valid_perplexity'))}</td>"
-        f"<td>{_fmt(r.get('valid_mean_token_accuracy'))}</td></tr>" for r in evals)
-    speed = [r["tokens_per_second"] for r in steps if r.get("tokens_per_second")]
+        f"<tr><td>{r['epoch']}</td><td>{r['step']}</td>"
+        + "".join(f"<td>{_fmt(r.get(key))}</td>" for _, key in columns) + "</tr>" for r in evals)
+    note = ("<p>Step 0 is the untrained classification head; accuracy and macro-F1 are measured on "
+            "the validation data.</p>" if classification else "")
+    speed = [r.get("tokens_per_second") or r.get("examples_per_second") for r in steps
+             if r.get("tokens_per_second") or r.get("examples_per_second")]
     body = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(config.get('output_model', 'training'))} - training report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:800px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}pre{{background:#f6f6f6;padding:1em}}</style>
 </head><body><h1>{html.escape(config.get('output_model', ''))}</h1>
 <p>{run_times(job)}Base model {html.escape(str(config.get('base_model')))}; {len(steps)} optimizer steps;
-median {(sorted(speed)[len(speed) // 2] if speed else 0):,.0f} tokens/s.</p>
+median {(sorted(speed)[len(speed) // 2] if speed else 0):,.0f} {"examples" if classification else "tokens"}/s.</p>
 {loss_chart(steps, evals)}
 {learning_rate_chart(steps, evals)}
-<h2>Evaluations</h2><table><tr><th>epoch</th><th>step</th><th>train loss</th><th>validation loss</th>
-<th>perplexity</th><th>token accuracy</th></tr>{rows}</table>
+<h2>Evaluations</h2>{note}<table><tr><th>epoch</th><th>step</th>{header}</tr>{rows}</table>
 {samples_section(job)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>
 </body></html>

@@ -43,7 +43,12 @@ def main(argv: list[str]) -> int:
                started_at=time.time(), error=None)
     else:
         status(state=RUNNING, started_at=time.time(), error=None)
-    trainer = Trainer(config, job, log)
+    if config.task == "text_classification":
+        from foundryctl.training.classification import ClassificationTrainer
+
+        trainer: Trainer = ClassificationTrainer(config, job, log)
+    else:
+        trainer = Trainer(config, job, log)
     install_signal_handlers(trainer)
     try:
         result = trainer.run()

@@ -55,7 +55,7 @@ from foundryctl.backends.azure.handlers.base import (
     read_json_tag,
 )
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.datasets import planned_report
+from foundryctl.backends.datasets import planned_report, task_options
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
 
@@ -263,7 +263,8 @@ class DatasetHandler(AzureHandler):
                 validation = None
                 if "path" in split:
                     check = validate_dataset(self._source(a, "validation"),
-                                             ValidationOptions(count_tokens=False, role="validation"))
+                                             ValidationOptions(count_tokens=False, role="validation",
+                                                               **task_options(a)))
                     if check.sha256 != a.get("validation_version"):
                         raise BackendError("ContentMismatch", "the validation file changed since the "
                                            "plan was made", hint="run `foundryctl plan` again")

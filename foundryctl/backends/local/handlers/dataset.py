@@ -15,7 +15,7 @@ from typing import Any
 
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.datasets import planned_report
+from foundryctl.backends.datasets import planned_report, task_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
@@ -104,7 +104,8 @@ class DatasetHandler(LocalHandler):
                 validation = None
                 if "path" in split:
                     check = validate_dataset(self._source(target, "validation"),
-                                             ValidationOptions(count_tokens=False, role="validation"))
+                                             ValidationOptions(count_tokens=False, role="validation",
+                                                               **task_options(a)))
                     if check.sha256 != a.get("validation_version"):
                         raise BackendError("ContentMismatch", "the validation file changed since the "
                                            "plan was made", hint="run `foundryctl plan` again")

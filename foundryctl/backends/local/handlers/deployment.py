@@ -242,7 +242,12 @@ class DeploymentHandler(LocalHandler):
                 progress: Progress) -> None:
         """Ask the endpoint one question, the way a client would, and keep the answer for the
         apply summary (a failure here is reported, not fatal: the endpoint is up)."""
+        from foundryctl.serving.classifier_engine import classification_labels
+
         question = _sample_question(self.cloud, model)
+        if classification_labels(config.adapter_dir, config.model_dir) is not None:
+            self._sample_label(endpoint_id, directory, config, model, question, progress)
+            return
         # Sampled, with a fixed seed: greedy decoding sends small models into loops ("no, no, no"),
         # which would misrepresent them; the seed keeps the sample the same for the same model.
         body = {"messages": [{"role": "user", "content": question}], "max_tokens": SAMPLE_TOKENS,
@@ -260,6 +265,23 @@ class DeploymentHandler(LocalHandler):
         sample = {"prompt": question, "answer": answer, "model": model.id}
         self.cloud.update_properties(endpoint_id, sample=sample)
         progress(f"sample answer: {answer[:120]!r}")
+
+    def _sample_label(self, endpoint_id: str, directory: DeploymentDir, config: ServerConfig,
+                      model: ArmResource, text: str, progress: Progress) -> None:
+        """A classification model's sample: the label it gives one text of its data."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{config.port}/v1/classify", data=json.dumps({"input": text}).encode(),
+            method="POST", headers={"Content-Type": "application/json", "api-key": directory.keys()["key1"]})
+        try:
+            with loopback.urlopen(request, timeout=120) as response:
+                result = json.loads(response.read())["data"][0]
+            answer = f"{result['label']} ({result['scores'][result['label']]:.2f})"
+        except urllib.error.HTTPError as exc:
+            answer = f"(HTTP {exc.code}: {_error_message(exc)})"
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            answer = f"(no answer: {exc})"
+        self.cloud.update_properties(endpoint_id, sample={"prompt": text, "answer": answer, "model": model.id})
+        progress(f"sample label: {answer}")
 
     # -- delete --------------------------------------------------------------------------
 
@@ -377,8 +399,8 @@ def _free_port() -> int:
 
 
 def _sample_question(cloud: Any, model: ArmResource) -> str:
-    """The first user message of the model's validation (else training) data: a question of
-    the kind the model was trained for."""
+    """The first user message (or labelled text) of the model's validation (else training)
+    data: an input of the kind the model was trained for."""
     lineage = model.properties.get("lineage") or {}
     for data_id in (lineage.get("validationData"), lineage.get("trainingData")):
         data = cloud.get(data_id) if data_id else None
@@ -389,9 +411,12 @@ def _sample_question(cloud: Any, model: ArmResource) -> str:
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
                     try:
-                        messages = json.loads(line).get("messages") or []
+                        example = json.loads(line)
+                        messages = example.get("messages") or []
                     except (ValueError, AttributeError):
                         continue
+                    if isinstance(example.get("text"), str) and example["text"].strip():
+                        return example["text"].strip()  # labelled text (text_classification)
                     question = next((m.get("content") for m in messages if m.get("role") == "user"), None)
                     if isinstance(question, str) and question.strip():
                         return question.strip()

@@ -40,6 +40,11 @@ PROGRESS_EVERY = 5.0
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
 DEFAULT_LEARNING_RATE = 1e-4  # models outside the catalog
 MAX_DEFAULT_SEQUENCE = 2048
+# The last epoch's metrics a job's outputs carry, by task.
+METRIC_OUTPUTS = {
+    "chat_completion": ("train_loss", "valid_loss", "valid_perplexity", "valid_mean_token_accuracy"),
+    "text_classification": ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "valid_f1_macro"),
+}
 
 
 class FineTuneJobHandler(LocalHandler):
@@ -83,8 +88,8 @@ class FineTuneJobHandler(LocalHandler):
             "model": {"id": model, "name": job.properties.get("outputModel"),
                       "version": job.properties.get("outputModelVersion")} if model else None,
             "adapter": str(directory.model) if directory.model.exists() else None,
-            "metrics": {k: evaluation.get(k) for k in ("train_loss", "valid_loss", "valid_perplexity",
-                                                       "valid_mean_token_accuracy")} if evaluation else None,
+            "metrics": {k: evaluation.get(k) for k in METRIC_OUTPUTS[attributes.get("task") or "chat_completion"]}
+            if evaluation else None,
             "tokens_per_second": status.get("tokens_per_second"),
             "report": str(directory.report) if directory.report.exists() else None,
         }
@@ -115,6 +120,7 @@ class FineTuneJobHandler(LocalHandler):
         directory = JobDir(self.cloud.job_directory(workspace, name))
         directory.create()
         hp = a["hyperparameters"]
+        classification = a.get("task") == "text_classification"
         entry = ref.entry
         context = ref.context_length or MAX_DEFAULT_SEQUENCE
         config = TrainingConfig(
@@ -130,7 +136,9 @@ class FineTuneJobHandler(LocalHandler):
             gradient_accumulation_steps=hp["gradient_accumulation_steps"],
             max_tokens_per_pass=hp.get("max_tokens_per_pass", 1024), warmup_ratio=hp["warmup_ratio"],
             lr_scheduler=hp["lr_scheduler"], weight_decay=hp["weight_decay"], merge_weights=hp["merge_weights"],
-            processes=max(1, gpu_count()))
+            # A classification run is one process (training/classification.py).
+            processes=1 if classification else max(1, gpu_count()),
+            task=a.get("task") or "chat_completion", labels=a.get("labels"))
         if not directory.config.exists():
             config.save(directory.config)
         stored = {k: v for k, v in a.items() if k != "status"}
