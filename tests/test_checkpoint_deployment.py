@@ -138,3 +138,21 @@ def test_a_checkpoint_that_does_not_exist_is_refused_with_the_existing_ones(depl
         text = deployed.manifest.read_text()
         deployed.manifest.write_text(text.replace("checkpoint: step-999", current)
                                      .replace("checkpoint: epoch-5", current))
+
+
+def test_a_retrain_moves_the_deployment_to_the_new_runs_pick_and_drops_the_old_run(deployed: Project) -> None:
+    old_run = job_dir(deployed).path
+    deployed.edit("learning_rate_multiplier: 2", "learning_rate_multiplier: 3")
+    plan = deployed.cli("plan")
+    assert plan.code == 0, plan
+    assert "serves checkpoint best(valid_loss) of the new run" in plan.stdout, plan
+    result = deployed.cli("apply", "--auto-approve", timeout=1200)
+    assert result.code == 0, result
+    assert not old_run.exists()  # deleted once nothing served from it
+    new_run = job_dir(deployed)
+    best = lowest_valid_loss(deployed)
+    config = served(deployed)
+    assert (config["checkpoint"], config["adapter_dir"]) == (best, str(new_run.checkpoints / best / "adapter"))
+    assert [(p["checkpoint"], p["selector"]) for p in new_run.read_pins()] == [(best, "best(valid_loss)")]
+    assert answer(deployed).strip()
+    assert deployed.cli("plan", "--detailed-exitcode").code == 0

@@ -37,7 +37,8 @@ def _normal_selector(text: str | None) -> str | None:
 
 
 class ModelSource(BaseModel):
-    """What is served: a FineTuneJob's model (`job`) or a registered model (`name` + `version`)."""
+    """What is served: a FineTuneJob's model (`job`, optionally one of its `checkpoint`s) or a
+    registered model (`name` + `version`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -183,6 +184,9 @@ class Deployment(Kind):
             if old.get("job") and old.get("job") == new.get("job"):
                 notes.append(f"moves to the new model of FineTuneJob.{new['job']} once it is trained "
                              "(no downtime); the old model is removed afterwards")
+                if new.get("checkpoint") and new["checkpoint"] != "last":
+                    notes.append(f"serves checkpoint {new['checkpoint']} of the new run, picked from its "
+                                 "checkpoints once it is trained (the selector keeps it from rotation)")
             else:
                 notes.append("switches model in place: the new one serves once it is loaded and healthy")
         if before.get("content_filter") != after.get("content_filter"):
