@@ -312,3 +312,20 @@ def test_the_azure_backend_refuses_intermediate_checkpoints(tmp_path: Path) -> N
     assert any("cannot be deployed on the azure backend" in e and "Phi-3-mini-128k-instruct" in e
                for e in found), found
     assert errors(manifest(tmp_path, "      job: agent\n      checkpoint: last\n", backend=AZURE)) == []
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(losses=st.lists(st.floats(0.1, 5.0), min_size=1, max_size=8), keep=st.integers(1, 4),
+       pinned=st.one_of(st.none(), st.integers(1, 8)))
+def test_rotation_keeps_the_last_ones_the_best_and_the_pinned(tmp_path_factory, losses, keep, pinned) -> None:
+    job = fake_run(tmp_path_factory.mktemp("run") / "agent-00000000", losses)
+    job.pin("/endpoints/best", None, "best(valid_loss)")
+    if pinned is not None and pinned <= len(losses):
+        job.pin("/endpoints/fixed", f"epoch-{pinned}", f"epoch-{pinned}")
+    job.prune_checkpoints(keep)
+    best = 1 + min(range(len(losses)), key=losses.__getitem__)
+    expected = {f"epoch-{n}" for n in range(max(1, len(losses) - keep + 1), len(losses) + 1)}
+    expected.add(f"epoch-{best}")
+    if pinned is not None and pinned <= len(losses):
+        expected.add(f"epoch-{pinned}")
+    assert set(names(job)) == expected

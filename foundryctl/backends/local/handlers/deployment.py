@@ -130,8 +130,8 @@ class DeploymentHandler(LocalHandler):
                      else f"moving to port {config.port}")
             self._start(directory, config, progress)
         self._record(workspace, target, config, model)
-        if (previous or {}).get("model", {}).get("run") != target.attributes["model"].get("run") or not \
-                target.attributes["model"].get("checkpoint"):
+        if (previous or {}).get("model", {}).get("run") != target.attributes["model"].get("run") or \
+                target.attributes["model"].get("checkpoint") in (None, LAST):
             self._release(workspace, endpoint.id, previous, target.attributes["model"])
         if model_changed or state != RUNNING:
             self._sample(endpoint.id, directory, config, model, progress)
@@ -229,7 +229,7 @@ class DeploymentHandler(LocalHandler):
 
     def _pin(self, workspace: str, endpoint_id: str, source: dict[str, Any]) -> None:
         """Keep the served checkpoint from rotation, and its selector across a retrain."""
-        directory = self._job_dir(workspace, source) if source.get("checkpoint") else None
+        directory = self._job_dir(workspace, source) if source.get("checkpoint") not in (None, LAST) else None
         if directory is not None:
             directory.pin(endpoint_id, source.get("resolved"), source["checkpoint"])
 
