@@ -104,6 +104,8 @@ def show_deployment(stack_args: dict[str, Any], name: str) -> None:
         status = directory.read_status()
         out.print(f"[bold]{record.address}[/]  {server_state(directory)}  ({record.backend_id})")
         rows = {"endpoint": record.outputs.get("endpoint"), "model": record.outputs.get("model_id"),
+                "checkpoint": (config.checkpoint if config else None) or record.outputs.get("checkpoint"),
+                "adapter": config.adapter_dir if config else None,
                 "content_filter": _filter_summary(config.content_filter if config else {}),
                 "pid": status.get("pid"), "log": str(directory.log),
                 "keys": runnable(f"foundryctl deployments keys {record.name}")}

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, get_args, get
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from foundryctl.backends.base import Observed
     from foundryctl.errors import Diagnostic
     from foundryctl.manifest.model import Manifest, ResourceDecl
 
@@ -114,6 +117,15 @@ class Kind:
         """What the plan diffs against the backend: `attributes`, plus values derived from
         files the resource names (a dataset's content hash)."""
         return cls.attributes(decl.spec)
+
+    @classmethod
+    def resolve(cls, decl: ResourceDecl, attributes: dict[str, Any], observed: Mapping[str, Observed | None],
+                errors: list[Diagnostic]) -> dict[str, Any]:
+        """The desired attributes completed from what the refresh saw of other resources (by
+        address): a deployment's checkpoint picked by its job's metrics. A value that cannot
+        be resolved yet stays as `desired_attributes` left it; one that never can is an error
+        appended to `errors`."""
+        return attributes
 
     @classmethod
     def describe_changes(cls, before: dict[str, Any] | None, after: dict[str, Any],

@@ -8,15 +8,18 @@ endpoint; on the local backend, a server process on 127.0.0.1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from foundryctl.errors import Diagnostic
 from foundryctl.kinds.base import Kind, Ref, Spec, name_rule
+from foundryctl.kinds.checkpoint import GRAMMAR, parse_selector
 from foundryctl.kinds.project import inside_project
 
 if TYPE_CHECKING:
+    from foundryctl.backends.base import Observed
     from foundryctl.manifest.model import Manifest, ResourceDecl
 
 # Azure serverless endpoint names: 3-32 characters, letters, digits and '-', starting with a letter.
@@ -27,8 +30,15 @@ CATEGORY = Literal["hate", "sexual", "violence", "self_harm"]
 RUNNING = "Running"
 
 
+def _normal_selector(text: str | None) -> str | None:
+    """The selector as foundryctl writes it (`best(min:valid_loss)` -> `best(valid_loss)`), so
+    a respelling is not a change."""
+    return None if text is None else str(parse_selector(text))
+
+
 class ModelSource(BaseModel):
-    """What is served: a FineTuneJob's model (`job`) or a registered model (`name` + `version`)."""
+    """What is served: a FineTuneJob's model (`job`, optionally one of its `checkpoint`s) or a
+    registered model (`name` + `version`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +47,9 @@ class ModelSource(BaseModel):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$",
                              description="Registered model name (with `version`).")
     version: int | None = Field(None, ge=1, description="Registered model version.")
+    checkpoint: Annotated[str | None, AfterValidator(_normal_selector), Field(description=(
+        f"With `job`: which checkpoint of the job to serve instead of its final model: {GRAMMAR}. "
+        "Resolved at plan time from the job's metrics; no retraining."))] = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
@@ -44,6 +57,8 @@ class ModelSource(BaseModel):
             raise ValueError("give either `job` or `name` and `version`, not both")
         if self.job is None and (self.name is None or self.version is None):
             raise ValueError("give `job: FINETUNE_JOB_NAME`, or a registered model's `name` and `version`")
+        if self.checkpoint is not None and self.job is None:
+            raise ValueError("`checkpoint` picks a checkpoint of a FineTuneJob: give it with `job`")
         return self
 
 
@@ -107,6 +122,9 @@ class Deployment(Kind):
         # A registered model named in the manifest's own jobs comes from them: deploy after the
         # job, and delete the deployment before the job (and its model) goes.
         spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+        evaluation = _selector_evaluation(spec)
+        if evaluation is not None and evaluation in manifest.resources:
+            return [evaluation]  # its results pick the checkpoint
         if spec.model.name is None:
             return []
         return [a for a in manifest.addresses_of_kind("FineTuneJob")
@@ -117,11 +135,39 @@ class Deployment(Kind):
     def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
         spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
         attributes = cls.attributes(spec)
+        if spec.model.checkpoint is None:
+            del attributes["model"]["checkpoint"]  # the final model, as before checkpoints existed
+        else:
+            # Which checkpoint the selector picks: filled in by `resolve` from the job's
+            # metrics, or by apply once a run that is still to train has finished.
+            attributes["model"]["resolved"] = None
         if spec.model.job is not None:
             # Which training run the job is: a replaced job moves the deployment to its new model.
             attributes["model"]["run"] = _job_run(decl, spec.model.job)
         attributes["status"] = RUNNING  # a server that died is drift apply repairs
         return attributes
+
+    @classmethod
+    def resolve(cls, decl: ResourceDecl, attributes: dict[str, Any], observed: Mapping[str, Observed | None],
+                errors: list[Diagnostic]) -> dict[str, Any]:
+        model = attributes.get("model") or {}
+        if not model.get("checkpoint"):
+            return attributes
+        from foundryctl.kinds.checkpoint import SelectorError, observed_evaluation_results, resolve
+        from foundryctl.kinds.finetune_job import checkpoints_of, training_run
+
+        job = observed.get(f"FineTuneJob.{model['job']}")
+        if job is None or job.attributes.get("status") != "Completed" or training_run(job.attributes) != model["run"]:
+            return attributes  # the run is still to train: apply resolves it once it has
+        try:
+            chosen = resolve(parse_selector(model["checkpoint"]), model["job"], checkpoints_of(job.outputs),
+                             observed_evaluation_results(observed))
+        except SelectorError as exc:
+            errors.append(Diagnostic.error(
+                str(exc), decl.position_of(("model", "checkpoint")), decl.address, code="no-such-checkpoint",
+                hint="pick one of the existing checkpoints, or `last` for the final model"))
+            return attributes
+        return {**attributes, "model": {**model, "resolved": chosen}}
 
     @classmethod
     def describe_changes(cls, before: dict[str, Any] | None, after: dict[str, Any],
@@ -132,10 +178,15 @@ class Deployment(Kind):
         if before.get("status") != after.get("status"):
             notes.append(f"the endpoint is {str(before.get('status')).lower()}; apply restarts it")
         old, new = before.get("model") or {}, after.get("model") or {}
-        if old != new:
+        if _served(old) != _served(new) and old.get("run") == new.get("run"):
+            notes.append(f"model {_served(old)} -> {_served(new)} (no retraining)")
+        if old != new and old.get("run") != new.get("run"):
             if old.get("job") and old.get("job") == new.get("job"):
                 notes.append(f"moves to the new model of FineTuneJob.{new['job']} once it is trained "
                              "(no downtime); the old model is removed afterwards")
+                if new.get("checkpoint") and new["checkpoint"] != "last":
+                    notes.append(f"serves checkpoint {new['checkpoint']} of the new run, picked from its "
+                                 "checkpoints once it is trained (the selector keeps it from rotation)")
             else:
                 notes.append("switches model in place: the new one serves once it is loaded and healthy")
         if before.get("content_filter") != after.get("content_filter"):
@@ -171,6 +222,7 @@ class Deployment(Kind):
                     f"FineTuneJob {spec.model.job!r} runs in project {job.spec.project!r}, "  # type: ignore[attr-defined]
                     f"not {spec.project!r}", decl.position_of(("model", "job")), decl.address,
                     code="cross-project", hint="a deployment serves models of its own project"))
+        out.extend(_checkpoint_checks(decl, manifest))
         out.extend(_azure_filter_checks(decl, manifest))
         from foundryctl.kinds.azure_limits import deployment_checks
 
@@ -216,6 +268,66 @@ def _azure_filter_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnos
         "local backend only: a serverless endpoint "
         "on Azure has Azure AI Content Safety on (its default filter) or off, nothing in between",
         decl.position_of(("content_filter",)), decl.address, code="local-only-setting")]
+
+
+def _served(model: dict[str, Any]) -> str:
+    """What a deployment serves, in plan notes: `xbox-agent@epoch-2`, `xbox-agent` (final model)."""
+    source = model.get("job") or f"{model.get('name')}:{model.get('version')}"
+    checkpoint = model.get("resolved") or model.get("checkpoint")
+    if checkpoint and checkpoint != "last":
+        return f"{source}@{checkpoint}" + ("" if model.get("resolved") else " (resolved after training)")
+    return source
+
+
+def _selector_evaluation(spec: DeploymentSpec) -> str | None:
+    if spec.model.checkpoint is None:
+        return None
+    selector = parse_selector(spec.model.checkpoint)
+    return f"Evaluation.{selector.evaluation}" if selector.evaluation else None
+
+
+def _checkpoint_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+    """What the manifest alone shows about `model.checkpoint`: an epoch the job never reaches,
+    an evaluation that is not declared, a backend that cannot serve checkpoints."""
+    spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+    if spec.model.checkpoint is None or spec.model.job is None:
+        return []
+    selector = parse_selector(spec.model.checkpoint)
+    where = decl.position_of(("model", "checkpoint"))
+    if manifest.backend.type == "azure" and selector.kind != "last":
+        return [Diagnostic.error(
+            f"checkpoint {selector} cannot be deployed on the azure backend: a serverless fine-tune of "
+            f"{_base_model(manifest, spec.model.job) or 'this model'} registers only its final model, and a "
+            "serverless endpoint deploys a registered model (Azure keeps intermediate checkpoints for Azure "
+            "OpenAI fine-tunes only)", where, decl.address, code="checkpoint-unsupported",
+            hint="remove `checkpoint` (or write `checkpoint: last`), or set epochs on the FineTuneJob to the "
+                 "epoch you want and retrain")]
+    out: list[Diagnostic] = []
+    job = manifest.resources.get(f"FineTuneJob.{spec.model.job}")
+    if job is not None and selector.kind != "last" and job.spec.hyperparameters.full_finetune:  # type: ignore[attr-defined]
+        out.append(Diagnostic.error(
+            f"FineTuneJob {spec.model.job!r} is a full fine-tune: only its final model can be deployed "
+            "(checkpoints of a LoRA fine-tune can)", where, decl.address, code="checkpoint-unsupported",
+            hint="leave out `checkpoint`, or train with LoRA (full_finetune: false)"))
+    if job is not None and selector.kind == "epoch":
+        epochs = job.spec.hyperparameters.epochs  # type: ignore[attr-defined]
+        if selector.number > epochs:  # type: ignore[operator]
+            out.append(Diagnostic.error(
+                f"FineTuneJob {spec.model.job!r} trains {epochs} epoch(s), so it has no checkpoint {selector}",
+                where, decl.address, code="no-such-checkpoint",
+                hint=f"pick epoch-1 to epoch-{epochs}, or best(valid_loss)"))
+    evaluation = _selector_evaluation(spec)
+    if evaluation is not None and evaluation not in manifest.resources:
+        out.append(Diagnostic.error(
+            f"checkpoint {selector} names {evaluation}, which is not declared in the manifest", where,
+            decl.address, code="unknown-reference", hint="declare the Evaluation, or pick by the job's own "
+                                                          "metrics, e.g. best(valid_loss)"))
+    return out
+
+
+def _base_model(manifest: Manifest, job: str) -> str | None:
+    decl = manifest.resources.get(f"FineTuneJob.{job}")
+    return decl.spec.base_model if decl is not None else None  # type: ignore[attr-defined]
 
 
 def _job_run(decl: ResourceDecl, job: str) -> str | None:

@@ -357,6 +357,13 @@ LOCAL_ONLY_HYPERPARAMETERS = ("full_finetune", "lora_r", "lora_alpha", "lora_dro
                               "warmup_ratio", "lr_scheduler", "weight_decay", "merge_weights")
 
 
+def checkpoints_of(outputs: dict[str, Any]) -> list:
+    """The job's checkpoints (CheckpointInfo) as its backend reports them in its outputs."""
+    from foundryctl.kinds.checkpoint import checkpoint_infos
+
+    return checkpoint_infos(outputs.get("checkpoints") or [])
+
+
 def training_run(attributes: dict[str, Any]) -> str:
     """A short digest of what a job trains: its replacement (a new run) has another one, which
     names its backend object and tells deployments that the model they follow has changed."""

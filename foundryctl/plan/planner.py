@@ -235,7 +235,7 @@ class _Planner:
                 moved_from = leaving.pop(seen.id.lower())
                 moves.append(Move(moved_from, address))
                 record = self.records[moved_from]
-            planned[address] = self._desired_change(decl, seen, record, planned, errors)
+            planned[address] = self._desired_change(decl, seen, record, planned, errors, observed)
         if errors:
             raise PlanError(f"{len(errors)} resource(s) cannot be planned", diagnostics=errors)
         for address in leaving.values():
@@ -250,10 +250,12 @@ class _Planner:
         return list(planned.values()), moves
 
     def _desired_change(self, decl: ResourceDecl, seen: Observed | None, record: ResourceRecord | None,
-                        planned: dict[str, ResourceChange], errors: list[Diagnostic]) -> ResourceChange:
+                        planned: dict[str, ResourceChange], errors: list[Diagnostic],
+                        observed: dict[str, Observed | None]) -> ResourceChange:
         kind = decl.kind
         address = decl.address
-        common = dict(address=address, kind=kind.name, name=decl.name, after=decl.attributes,
+        after = kind.resolve(decl, decl.attributes, observed, errors)
+        common = dict(address=address, kind=kind.name, name=decl.name, after=after,
                       dependencies=self.manifest.graph.dependencies(address),
                       prior_dependencies=record.dependencies if record else [],
                       protect=decl.spec.protect, create_before_destroy=kind.create_before_destroy)
@@ -261,7 +263,7 @@ class _Planner:
             reasons = []
             if record is not None and record.status is Status.READY:
                 reasons.append("deleted outside foundryctl")
-            reasons += kind.describe_changes(None, decl.attributes, decl)
+            reasons += kind.describe_changes(None, after, decl)
             reasons += self._create_notes(decl, errors)
             return ResourceChange(action=Action.CREATE, before=None, reasons=reasons, **common)
         if record is None:
@@ -273,7 +275,7 @@ class _Planner:
             return ResourceChange(action=Action.CREATE, before=None, backend_id=seen.id,
                                   reasons=["already exists; apply adopts it"], **common)
 
-        changes = diff_attributes(seen.attributes, decl.attributes, force_new=kind.force_new)
+        changes = diff_attributes(seen.attributes, after, force_new=kind.force_new)
         reasons = [f"{c.dotted} forces replacement" for c in changes if c.forces_replacement]
         for ref in decl.references:
             container = planned.get(ref.target)
@@ -281,7 +283,7 @@ class _Planner:
                 reasons.append(f"{ref.target} is replaced and takes this resource with it")
         action = Action.REPLACE if reasons else (Action.UPDATE if changes else Action.NOOP)
         if action is not Action.NOOP:
-            reasons += kind.describe_changes(seen.attributes, decl.attributes, decl)
+            reasons += kind.describe_changes(seen.attributes, after, decl)
         if action is Action.REPLACE:
             reasons += self.backend.handler(kind.name).delete_notes(seen)
         state_only = False

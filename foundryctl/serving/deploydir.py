@@ -39,6 +39,7 @@ class ServerConfig:
     content_filter: dict[str, Any] = field(default_factory=dict)
     max_batch_size: int = 16
     device: str = "auto"
+    checkpoint: str | None = None  # the job's checkpoint served (epoch-N), None for its final model
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServerConfig:

@@ -5,7 +5,10 @@
     train.log            the process's output
     metrics.jsonl        one JSON object per step, evaluation and epoch
     results.csv          Azure's results file shape (step, train/valid loss and token accuracy)
-    checkpoints/epoch-N  adapter (or weights), optimizer, scheduler and RNG state; last 3 kept
+    checkpoints/epoch-N  adapter (or weights), optimizer, scheduler and RNG state; last 3 kept,
+                         and any a pin keeps
+    checkpoints/pins/    one file per deployment serving a checkpoint of this run: the checkpoint
+                         and the selector that chose it (rotation keeps what they pick)
     model/               the final adapter (safetensors); merged/ with merge_weights
     report.html          loss curves, self-contained
 
@@ -15,7 +18,9 @@ it holds the training data's loss, the model and the log (foundryctl.private_fil
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -139,9 +144,86 @@ class JobDir:
         dirs = self.checkpoint_dirs()
         return dirs[-1] if dirs else None
 
+    def checkpoint_table(self) -> list[dict[str, Any]]:
+        """Each complete checkpoint with where it ends and its epoch's metrics, oldest first."""
+        epochs = {row.get("epoch"): row for row in self.read_metrics("epoch")}
+        table = []
+        for directory in self.checkpoint_dirs():
+            epoch = int(directory.name.split("-", 1)[1])
+            try:
+                marker = json.loads((directory / CHECKPOINT_DONE).read_text())
+            except (OSError, ValueError):
+                marker = {}
+            row = epochs.get(epoch, {})
+            metrics = {k: v for k, v in row.items() if k not in ("type", "step", "epoch")
+                       and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+            table.append({"name": directory.name, "epoch": epoch, "step": marker.get("step", row.get("step", 0)),
+                          "metrics": metrics})
+        return table
+
+    # -- pins: checkpoints a deployment serves ---------------------------------------------
+
+    @property
+    def pins(self) -> Path:
+        return self.checkpoints / "pins"
+
+    def pin(self, user: str, checkpoint: str | None, selector: str) -> None:
+        """Record that `user` (an endpoint id) serves `checkpoint`, chosen by `selector`."""
+        private_directory(self.checkpoints)
+        private_directory(self.pins)
+        write_private(self._pin_file(user), json.dumps(
+            {"user": user, "checkpoint": checkpoint, "selector": selector}, sort_keys=True))
+
+    def unpin(self, user: str) -> None:
+        self._pin_file(user).unlink(missing_ok=True)
+
+    def read_pins(self) -> list[dict[str, Any]]:
+        found = []
+        for file in sorted(self.pins.glob("*.json")) if self.pins.is_dir() else []:
+            try:
+                found.append(json.loads(file.read_text()))
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def inherit_pins(self, previous: JobDir) -> None:
+        """A retrain's new run keeps what the old run's deployments select (their selectors;
+        the checkpoint each picks is decided again by the new run's metrics)."""
+        for pin in previous.read_pins():
+            if pin.get("user") and pin.get("selector") and not self._pin_file(pin["user"]).exists():
+                self.pin(pin["user"], None, pin["selector"])
+
+    def retained(self) -> set[str]:
+        """Checkpoints rotation must keep: the ones pinned, and what each pin's selector picks
+        among the checkpoints now (all of them for an evaluation's pick, which only the
+        evaluation can make)."""
+        from foundryctl.kinds.checkpoint import SelectorError, checkpoint_infos, parse_selector, resolve
+
+        table = self.checkpoint_table()
+        infos = checkpoint_infos(table)
+        keep: set[str] = set()
+        for pin in self.read_pins():
+            if pin.get("checkpoint"):
+                keep.add(pin["checkpoint"])
+            try:
+                selector = parse_selector(pin.get("selector") or "")
+                if selector.evaluation is not None:
+                    keep.update(row["name"] for row in table)
+                    continue
+                keep.add(resolve(selector, self.path.name, infos))
+            except SelectorError:
+                continue  # picks nothing yet (an epoch still to come)
+        return keep
+
+    def _pin_file(self, user: str) -> Path:
+        return self.pins / (hashlib.sha256(user.lower().encode()).hexdigest()[:16] + ".json")
+
     def prune_checkpoints(self, keep: int) -> None:
+        """Rotate old checkpoints away, except the last `keep` and those a deployment needs."""
+        retained = self.retained()
         for old in self.checkpoint_dirs()[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name not in retained:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def process_start_time(pid: int) -> str | None:

@@ -19,6 +19,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from foundryctl.backends import arm
@@ -27,10 +29,11 @@ from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.errors import BackendError
+from foundryctl.kinds.checkpoint import LAST, SelectorError, checkpoint_infos, parse_selector, resolve
 from foundryctl.kinds.deployment import RUNNING
 from foundryctl.serving import loopback
 from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
-from foundryctl.training.jobdir import pid_alive, process_start_time
+from foundryctl.training.jobdir import JobDir, pid_alive, process_start_time
 
 WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/write"
 DELETE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/delete"
@@ -71,7 +74,8 @@ class DeploymentHandler(LocalHandler):
         port = props.get("port")
         outputs = {
             "id": endpoint.id, "status": state, "endpoint": f"http://127.0.0.1:{port}/v1" if port else None,
-            "port": port, "model_id": props.get("modelId"), "content_filter": props.get("contentSafetyStatus"),
+            "port": port, "model_id": props.get("modelId"), "checkpoint": props.get("checkpoint"),
+            "content_filter": props.get("contentSafetyStatus"),
             "directory": str(directory.path), "log": str(directory.log),
             "sample": props.get("sample"),
         }
@@ -86,11 +90,13 @@ class DeploymentHandler(LocalHandler):
         endpoint_id = self.identify(target)
         directory = self._directory_for(workspace, target.name)
         directory.ensure_secrets()
+        target = replace(target, attributes=self._resolve_checkpoint(workspace, target))
         model, config = self._server_config(workspace, target, directory)
         _store_filter_key(directory, config.content_filter)
         if server_state(directory) in (RUNNING, "Starting", "Unhealthy"):
             _stop(directory, progress)  # a leftover of an interrupted apply: start clean
         self._record(workspace, target, config, model)
+        self._pin(workspace, endpoint_id, target.attributes["model"])
         self._start(directory, config, progress)
         self._sample(endpoint_id, directory, config, model, progress)
         return self._observed(endpoint_id)
@@ -104,11 +110,14 @@ class DeploymentHandler(LocalHandler):
         self.backend.authorize(WRITE_ACTION, workspace)
         directory = self._directory(endpoint.id)
         directory.ensure_secrets()
+        target = replace(target, attributes=self._resolve_checkpoint(workspace, target))
         model, config = self._server_config(workspace, target, directory)
         _store_filter_key(directory, config.content_filter)
         current = directory.read_config()
         state = server_state(directory)
         model_changed = current is None or not current.same_model(config) or current.model_id != config.model_id
+        previous = endpoint.properties.get("foundryctl", {}).get("attributes")
+        self._pin(workspace, endpoint.id, target.attributes["model"])  # before the switch
         if state == RUNNING and current is not None and current.port == config.port:
             if current.to_dict() != config.to_dict():
                 progress(f"loading {_short(config.model_id)} beside the serving model" if model_changed
@@ -121,6 +130,9 @@ class DeploymentHandler(LocalHandler):
                      else f"moving to port {config.port}")
             self._start(directory, config, progress)
         self._record(workspace, target, config, model)
+        if (previous or {}).get("model", {}).get("run") != target.attributes["model"].get("run") or \
+                target.attributes["model"].get("checkpoint") in (None, LAST):
+            self._release(workspace, endpoint.id, previous, target.attributes["model"])
         if model_changed or state != RUNNING:
             self._sample(endpoint.id, directory, config, model, progress)
         return self._observed(endpoint.id)
@@ -139,7 +151,7 @@ class DeploymentHandler(LocalHandler):
         existing = self.cloud.get(arm.endpoint_id(workspace, target.name))
         sample = existing.properties.get("sample") if existing else None
         endpoint = self.cloud.put_endpoint(workspace, target.name, {
-            "modelId": model.id, "port": config.port, "authMode": "Key",
+            "modelId": model.id, "checkpoint": config.checkpoint, "port": config.port, "authMode": "Key",
             "contentSafetyStatus": "Enabled" if config.content_filter.get("enabled", True) else "Disabled",
             "deploymentDir": str(self._directory_for(workspace, target.name).path),
             "foundryctl": {"attributes": {k: v for k, v in target.attributes.items() if k != "status"}},
@@ -153,7 +165,11 @@ class DeploymentHandler(LocalHandler):
         model = self._model(workspace, a["model"])
         props = model.properties
         merged = props.get("mergedPath")
-        if merged and os.path.isdir(merged):
+        checkpoint = a["model"].get("resolved")
+        if checkpoint and checkpoint != LAST:
+            model_dir = self._base_model_dir(props.get("lineage", {}).get("baseModel"))
+            adapter = self._checkpoint_adapter(workspace, a["model"], checkpoint)
+        elif merged and os.path.isdir(merged):
             model_dir, adapter = merged, None
         else:
             model_dir, adapter = self._base_model_dir(props.get("lineage", {}).get("baseModel")), props.get("path")
@@ -169,13 +185,70 @@ class DeploymentHandler(LocalHandler):
         port = port or _free_port()
         return model, ServerConfig(
             deployment=target.name, model_dir=model_dir, adapter_dir=adapter, model_id=model.id, port=port,
+            checkpoint=checkpoint if checkpoint and checkpoint != LAST else None,
             content_filter=a.get("content_filter") or {}, max_batch_size=serving.get("max_batch_size", 16),
             device=serving.get("device", "auto"))
 
+    def _job(self, workspace: str, source: dict[str, Any]) -> ArmResource | None:
+        return self.cloud.get(arm.job_id(workspace, f"{source['job']}-{source.get('run')}"))
+
+    def _job_dir(self, workspace: str, source: dict[str, Any]) -> JobDir | None:
+        job = self._job(workspace, source) if source.get("job") else None
+        return JobDir(Path(job.properties["jobDir"])) if job is not None else None
+
+    def _resolve_checkpoint(self, workspace: str, target: Target) -> dict[str, Any]:
+        """The target's attributes with `model.resolved` filled in from the job's checkpoints,
+        for a selector the plan could not resolve (the run was still to train)."""
+        source = target.attributes.get("model") or {}
+        if not source.get("checkpoint") or source.get("resolved"):
+            return target.attributes
+        self._model(workspace, source)  # the job has trained and registered its model
+        directory = self._job_dir(workspace, source)
+        assert directory is not None
+        try:
+            chosen = resolve(parse_selector(source["checkpoint"]), source["job"],
+                             checkpoint_infos(directory.checkpoint_table()))
+        except SelectorError as exc:
+            raise BackendError("CheckpointNotFound", str(exc),
+                               hint="pick one of the existing checkpoints, or `last` for the final model") from None
+        return {**target.attributes, "model": {**source, "resolved": chosen}}
+
+    def _checkpoint_adapter(self, workspace: str, source: dict[str, Any], checkpoint: str) -> str:
+        directory = self._job_dir(workspace, source)
+        existing = [row["name"] for row in directory.checkpoint_table()] if directory is not None else []
+        if directory is None or checkpoint not in existing:
+            raise BackendError("CheckpointNotFound", f"FineTuneJob {source['job']!r} has no checkpoint "
+                               f"{checkpoint} (its checkpoints: {', '.join(existing) or 'none'})",
+                               hint="plan again: the plan resolves the selector against the checkpoints that exist")
+        adapter = directory.checkpoints / checkpoint / "adapter"
+        if not adapter.is_dir():
+            raise BackendError("CheckpointNotServable", f"checkpoint {checkpoint} of FineTuneJob "
+                               f"{source['job']!r} holds full weights without a tokenizer; only LoRA "
+                               "checkpoints can be deployed", hint="deploy the final model (leave out `checkpoint`)")
+        return str(adapter)
+
+    def _pin(self, workspace: str, endpoint_id: str, source: dict[str, Any]) -> None:
+        """Keep the served checkpoint from rotation, and its selector across a retrain."""
+        directory = self._job_dir(workspace, source) if source.get("checkpoint") not in (None, LAST) else None
+        if directory is not None:
+            directory.pin(endpoint_id, source.get("resolved"), source["checkpoint"])
+
+    def _release(self, workspace: str, endpoint_id: str, previous: dict[str, Any] | None,
+                 source: dict[str, Any]) -> None:
+        """Drop the pin on the run served before, once the new model serves (a pin on the run
+        served now stays only while a checkpoint of it is selected)."""
+        old = (previous or {}).get("model") or {}
+        if not old.get("job"):
+            return
+        before = self._job_dir(workspace, old)
+        if before is not None:
+            before.unpin(endpoint_id)
+        if source.get("checkpoint"):
+            self._pin(workspace, endpoint_id, source)
+
     def _model(self, workspace: str, source: dict[str, Any]) -> ArmResource:
         if source.get("job"):
-            job_id = arm.job_id(workspace, f"{source['job']}-{source.get('run')}")
-            job = self.cloud.get(job_id)
+            job = self._job(workspace, source)
             if job is None:
                 raise BackendError("ModelNotFound", f"FineTuneJob {source['job']!r} has no run {source.get('run')} "
                                    "in the project", hint="apply the FineTuneJob first")
@@ -297,6 +370,10 @@ class DeploymentHandler(LocalHandler):
         # Also when the record is gone: a server left running, and its keys, must not outlive it.
         _stop(directory, progress)
         if endpoint is not None:
+            served = endpoint.properties.get("foundryctl", {}).get("attributes", {}).get("model") or {}
+            pinned = self._job_dir(arm.workspace_of(endpoint.id) or "", served) if served.get("job") else None
+            if pinned is not None:
+                pinned.unpin(endpoint.id)
             self.cloud.delete_endpoint(endpoint.id)
         shutil.rmtree(directory.path, ignore_errors=True)
 

@@ -90,6 +90,7 @@ class FineTuneJobHandler(LocalHandler):
             "adapter": str(directory.model) if directory.model.exists() else None,
             "metrics": {k: evaluation.get(k) for k in METRIC_OUTPUTS[attributes.get("task") or "chat_completion"]}
             if evaluation else None,
+            "checkpoints": directory.checkpoint_table(),
             "tokens_per_second": status.get("tokens_per_second"),
             "report": str(directory.report) if directory.report.exists() else None,
         }
@@ -119,6 +120,8 @@ class FineTuneJobHandler(LocalHandler):
         name = arm.last_segment(job_id)
         directory = JobDir(self.cloud.job_directory(workspace, name))
         directory.create()
+        for previous in _other_runs(directory, target.name):
+            directory.inherit_pins(previous)  # before training starts, so rotation already keeps them
         hp = a["hyperparameters"]
         classification = a.get("task") == "text_classification"
         entry = ref.entry
@@ -285,6 +288,16 @@ class FineTuneJobHandler(LocalHandler):
         import shutil
 
         shutil.rmtree(directory.path, ignore_errors=True)
+
+
+def _other_runs(directory: JobDir, job: str) -> list[JobDir]:
+    """The job's other training runs in the project (a run being replaced by this one)."""
+    import re
+
+    run = re.compile(rf"^{re.escape(job)}-[0-9a-f]{{8}}$")
+    parent = directory.path.parent
+    return [JobDir(p) for p in sorted(parent.iterdir()) if p != directory.path and run.match(p.name)] \
+        if parent.is_dir() else []
 
 
 def _cancel(directory: JobDir, progress: Progress, timeout: float = 60.0) -> None:
