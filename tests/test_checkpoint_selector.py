@@ -256,7 +256,7 @@ def manifest(tmp_path: Path, model: str, *, backend: str = LOCAL, job_extra: str
   - kind: FineTuneJob
     name: agent
     project: prj
-    base_model: Phi-3-mini-128k-instruct
+    base_model: Phi-4-mini-instruct
     training_data: chat
     hyperparameters:
       epochs: 3
@@ -309,7 +309,7 @@ def test_validate_refuses_with_file_and_line(tmp_path: Path, model: str, extra: 
 
 def test_the_azure_backend_refuses_intermediate_checkpoints(tmp_path: Path) -> None:
     found = errors(manifest(tmp_path, "      job: agent\n      checkpoint: epoch-2\n", backend=AZURE))
-    assert any("cannot be deployed on the azure backend" in e and "Phi-3-mini-128k-instruct" in e
+    assert any("cannot be deployed on the azure backend" in e and "Phi-4-mini-instruct" in e
                for e in found), found
     assert errors(manifest(tmp_path, "      job: agent\n      checkpoint: last\n", backend=AZURE)) == []
 
