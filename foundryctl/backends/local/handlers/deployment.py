@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from foundryctl.backends import arm
@@ -28,12 +27,13 @@ from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
+from foundryctl.backends.local.handlers.models import ModelFiles, short_id
 from foundryctl.errors import BackendError
 from foundryctl.kinds.checkpoint import LAST, SelectorError, checkpoint_infos, parse_selector, resolve
 from foundryctl.kinds.deployment import RUNNING
 from foundryctl.serving import loopback
 from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
-from foundryctl.training.jobdir import JobDir, pid_alive, process_start_time
+from foundryctl.training.jobdir import pid_alive, process_start_time
 
 WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/write"
 DELETE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/delete"
@@ -43,7 +43,7 @@ PROBE_TIMEOUT = 3.0
 SAMPLE_TOKENS = 64
 
 
-class DeploymentHandler(LocalHandler):
+class DeploymentHandler(LocalHandler, ModelFiles):
     kind = "Deployment"
 
     def _workspace(self, attributes: dict[str, Any]) -> str:
@@ -120,7 +120,7 @@ class DeploymentHandler(LocalHandler):
         self._pin(workspace, endpoint.id, target.attributes["model"])  # before the switch
         if state == RUNNING and current is not None and current.port == config.port:
             if current.to_dict() != config.to_dict():
-                progress(f"loading {_short(config.model_id)} beside the serving model" if model_changed
+                progress(f"loading {short_id(config.model_id)} beside the serving model" if model_changed
                          else "reloading settings in place")
                 reload_server(directory, config)
         else:
@@ -162,20 +162,8 @@ class DeploymentHandler(LocalHandler):
     def _server_config(self, workspace: str, target: Target, directory: DeploymentDir
                        ) -> tuple[ArmResource, ServerConfig]:
         a = target.attributes
-        model = self._model(workspace, a["model"])
-        props = model.properties
-        merged = props.get("mergedPath")
         checkpoint = a["model"].get("resolved")
-        if checkpoint and checkpoint != LAST:
-            model_dir = self._base_model_dir(props.get("lineage", {}).get("baseModel"))
-            adapter = self._checkpoint_adapter(workspace, a["model"], checkpoint)
-        elif merged and os.path.isdir(merged):
-            model_dir, adapter = merged, None
-        else:
-            model_dir, adapter = self._base_model_dir(props.get("lineage", {}).get("baseModel")), props.get("path")
-            if not adapter or not os.path.isdir(adapter):
-                raise BackendError("ModelFilesMissing", f"the files of model {_short(model.id)} are gone ({adapter})",
-                                   hint="retrain it: apply replaces the FineTuneJob when its job directory is lost")
+        model, model_dir, adapter = self.model_files(workspace, a["model"], checkpoint)
         serving = a.get("serving") or {}
         current = directory.read_config()
         port = serving.get("port")
@@ -188,13 +176,6 @@ class DeploymentHandler(LocalHandler):
             checkpoint=checkpoint if checkpoint and checkpoint != LAST else None,
             content_filter=a.get("content_filter") or {}, max_batch_size=serving.get("max_batch_size", 16),
             device=serving.get("device", "auto"))
-
-    def _job(self, workspace: str, source: dict[str, Any]) -> ArmResource | None:
-        return self.cloud.get(arm.job_id(workspace, f"{source['job']}-{source.get('run')}"))
-
-    def _job_dir(self, workspace: str, source: dict[str, Any]) -> JobDir | None:
-        job = self._job(workspace, source) if source.get("job") else None
-        return JobDir(Path(job.properties["jobDir"])) if job is not None else None
 
     def _resolve_checkpoint(self, workspace: str, target: Target) -> dict[str, Any]:
         """The target's attributes with `model.resolved` filled in from the job's checkpoints,
@@ -212,20 +193,6 @@ class DeploymentHandler(LocalHandler):
             raise BackendError("CheckpointNotFound", str(exc),
                                hint="pick one of the existing checkpoints, or `last` for the final model") from None
         return {**target.attributes, "model": {**source, "resolved": chosen}}
-
-    def _checkpoint_adapter(self, workspace: str, source: dict[str, Any], checkpoint: str) -> str:
-        directory = self._job_dir(workspace, source)
-        existing = [row["name"] for row in directory.checkpoint_table()] if directory is not None else []
-        if directory is None or checkpoint not in existing:
-            raise BackendError("CheckpointNotFound", f"FineTuneJob {source['job']!r} has no checkpoint "
-                               f"{checkpoint} (its checkpoints: {', '.join(existing) or 'none'})",
-                               hint="plan again: the plan resolves the selector against the checkpoints that exist")
-        adapter = directory.checkpoints / checkpoint / "adapter"
-        if not adapter.is_dir():
-            raise BackendError("CheckpointNotServable", f"checkpoint {checkpoint} of FineTuneJob "
-                               f"{source['job']!r} holds full weights without a tokenizer; only LoRA "
-                               "checkpoints can be deployed", hint="deploy the final model (leave out `checkpoint`)")
-        return str(adapter)
 
     def _pin(self, workspace: str, endpoint_id: str, source: dict[str, Any]) -> None:
         """Keep the served checkpoint from rotation, and its selector across a retrain."""
@@ -245,37 +212,6 @@ class DeploymentHandler(LocalHandler):
             before.unpin(endpoint_id)
         if source.get("checkpoint"):
             self._pin(workspace, endpoint_id, source)
-
-    def _model(self, workspace: str, source: dict[str, Any]) -> ArmResource:
-        if source.get("job"):
-            job = self._job(workspace, source)
-            if job is None:
-                raise BackendError("ModelNotFound", f"FineTuneJob {source['job']!r} has no run {source.get('run')} "
-                                   "in the project", hint="apply the FineTuneJob first")
-            model_id = job.properties.get("outputModelId")
-            if not model_id:
-                raise BackendError(
-                    "ModelNotReady", f"FineTuneJob {source['job']!r} has not finished training, so it has no "
-                    "model to deploy yet", hint=f"follow it with `foundryctl jobs logs {source['job']} --follow` "
-                    "and apply again once it is Completed (apply without --no-wait waits for it)")
-        else:
-            model_id = f"{arm.model_id(workspace, source['name'])}/versions/{source['version']}"
-        model = self.cloud.get(model_id)
-        if model is None:
-            raise BackendError("ModelNotFound", f"model {_short(model_id)} is not registered in the project",
-                               hint="deploy a FineTuneJob's model with `model: {job: NAME}`")
-        return model
-
-    def _base_model_dir(self, written: str | None) -> str:
-        from foundryctl.models import parse_base_model
-        from foundryctl.models.files import ModelNotAvailable, find_model
-
-        if not written:
-            raise BackendError("ModelFilesMissing", "the model records no base model to load its adapter onto")
-        try:
-            return str(find_model(parse_base_model(written, self.backend.root)))
-        except ModelNotAvailable as exc:
-            raise BackendError("ModelNotAvailable", exc.message, hint=exc.hint) from None
 
     # -- the process -----------------------------------------------------------------------
 
@@ -507,11 +443,3 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
         return json.loads(exc.read())["error"]["message"]
     except (ValueError, KeyError, TypeError, OSError):
         return str(exc)
-
-
-def _short(resource_id: str) -> str:
-    """…/models/NAME/versions/V -> NAME:V."""
-    parts = resource_id.rstrip("/").split("/")
-    if len(parts) >= 4 and parts[-2] == "versions":
-        return f"{parts[-3]}:{parts[-1]}"
-    return resource_id
