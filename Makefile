@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_content_filter.py
 	$(BIN)/python benchmarks/bench_validate.py
 	$(BIN)/python benchmarks/bench_azure_refresh.py
+	$(BIN)/python benchmarks/bench_eval.py
 
 clean:
 	rm -rf $(VENV) manifests/.foundryctl

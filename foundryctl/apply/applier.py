@@ -150,7 +150,16 @@ def _pending(change: ResourceChange, observed: Observed | None) -> str | None:
     return kind.pending(observed.attributes, observed.outputs) if kind and observed else None
 
 
+def _admit(change: ResourceChange, state: StateStore) -> None:
+    """The kind's last word before the backend is asked (a deployment's promotion gate), judged
+    on its dependencies' outputs as this apply left them."""
+    kind = KINDS.get(change.kind)
+    if kind is not None and change.after is not None:
+        kind.admit(change.before, change.after, lambda address: (r.outputs if (r := state.get(address)) else None))
+
+
 def _create(change: ResourceChange, state: StateStore, backend: Backend, progress: Progress) -> Observed:
+    _admit(change, state)
     handler = backend.handler(change.kind)
     target = _target(change, change.after, None)
     intent = _record(change, Status.CREATING, handler.identify(target), change.after or {})
@@ -175,6 +184,7 @@ def _free_deposed_address(state: StateStore, address: str) -> str:
 
 
 def _update(change: ResourceChange, state: StateStore, backend: Backend, progress: Progress) -> Observed:
+    _admit(change, state)
     handler = backend.handler(change.kind)
     state.put(_record(change, Status.UPDATING, change.backend_id, change.before or {}))
     observed = handler.update(_target(change, change.after, change.backend_id), change.before or {},

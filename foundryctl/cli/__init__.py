@@ -22,6 +22,7 @@ COMMANDS = {
     "schema": ("schema", "schema", "Print the manifest's JSON Schema (or --markdown reference)."),
     "data": ("data", "data", "Validate chat-completion datasets (data validate FILE)."),
     "jobs": ("jobs", "jobs", "Fine-tune jobs: list, show, logs, metrics."),
+    "evals": ("evals", "evals", "Evaluations: list, show (metrics, baselines, gate, examples)."),
     "deployments": ("deployments", "deployments", "Deployments: list, show, keys, regenerate-key, logs."),
     "chat": ("chat", "chat", "Ask a deployment a question (or chat interactively)."),
     "force-unlock": ("state", "force_unlock", "Release a state lock whose holder cannot."),

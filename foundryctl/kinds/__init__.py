@@ -5,6 +5,7 @@ from __future__ import annotations
 from foundryctl.kinds.base import META_FIELDS, Kind, Ref, Reference, Spec, parse_address
 from foundryctl.kinds.dataset import Dataset
 from foundryctl.kinds.deployment import Deployment
+from foundryctl.kinds.evaluation import Evaluation
 from foundryctl.kinds.finetune_job import FineTuneJob
 from foundryctl.kinds.foundry import FoundryAccount, FoundryProject
 from foundryctl.kinds.hub import Hub
@@ -21,7 +22,7 @@ def register(kind: type[Kind]) -> type[Kind]:
 
 
 for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RoleAssignment, Dataset,
-              FineTuneJob, Deployment):
+              FineTuneJob, Deployment, Evaluation):
     register(_kind)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, get_args, get
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from foundryctl.backends.base import Observed
     from foundryctl.errors import Diagnostic
@@ -132,6 +132,20 @@ class Kind:
                          decl: ResourceDecl | None = None) -> list[str]:
         """Notes the plan prints beside a create (`before` None), update or replace, in the
         user's terms."""
+        return []
+
+    @classmethod
+    def admit(cls, before: dict[str, Any] | None, after: dict[str, Any],
+              outputs_of: Callable[[str], dict[str, Any] | None]) -> None:
+        """Refuse a create or update at apply time, before the backend is asked (raise a
+        BackendError): a deployment whose new model failed its evaluation gate. `outputs_of`
+        reads another resource's outputs as this apply left them."""
+
+    @classmethod
+    def plan_gates(cls, decl: ResourceDecl, before: dict[str, Any] | None, after: dict[str, Any],
+                   observed: Mapping[str, Observed | None]) -> list[dict[str, Any]]:
+        """The gates this change waits on, with their results where the refresh saw some (the
+        plan shows them, the Markdown plan as a table)."""
         return []
 
     @classmethod

@@ -8,13 +8,13 @@ endpoint; on the local backend, a server process on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from foundryctl.errors import Diagnostic
-from foundryctl.kinds.base import Kind, Ref, Spec, name_rule
+from foundryctl.kinds.base import ADDRESS_NAME, Kind, Ref, Spec, name_rule
 from foundryctl.kinds.checkpoint import GRAMMAR, parse_selector
 from foundryctl.kinds.project import inside_project
 
@@ -102,6 +102,11 @@ class DeploymentSpec(Spec):
     content_filter: ContentFilter = Field(default_factory=ContentFilter)
     auth_mode: Literal["key"] = Field("key", description="Two keys, sent as `Authorization: Bearer` or `api-key`.")
     serving: Serving = Field(default_factory=Serving)
+    promote_when: list[Annotated[str, Field(pattern=rf"^Evaluation\.{ADDRESS_NAME}$")]] = Field(
+        default_factory=list, description=(
+            "Evaluations (`Evaluation.NAME`) whose gates a new model must pass before it serves: "
+            "apply trains, evaluates, and swaps only if every gate passes; otherwise the current "
+            "model keeps serving and apply fails."))
     description: str = ""
 
 
@@ -122,12 +127,13 @@ class Deployment(Kind):
         # A registered model named in the manifest's own jobs comes from them: deploy after the
         # job, and delete the deployment before the job (and its model) goes.
         spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
+        gates = [a for a in spec.promote_when if a in manifest.resources]  # judged before the swap
         evaluation = _selector_evaluation(spec)
         if evaluation is not None and evaluation in manifest.resources:
-            return [evaluation]  # its results pick the checkpoint
+            return [evaluation, *gates]  # its results pick the checkpoint
         if spec.model.name is None:
-            return []
-        return [a for a in manifest.addresses_of_kind("FineTuneJob")
+            return gates
+        return gates + [a for a in manifest.addresses_of_kind("FineTuneJob")
                 if (job := manifest.resources[a].spec).project == spec.project  # type: ignore[attr-defined]
                 and (job.output_model or job.name) == spec.model.name]  # type: ignore[attr-defined]
 
@@ -135,6 +141,8 @@ class Deployment(Kind):
     def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
         spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
         attributes = cls.attributes(spec)
+        if not spec.promote_when:
+            del attributes["promote_when"]  # ungated, as before gates existed
         if spec.model.checkpoint is None:
             del attributes["model"]["checkpoint"]  # the final model, as before checkpoints existed
         else:
@@ -207,6 +215,20 @@ class Deployment(Kind):
         return []
 
     @classmethod
+    def admit(cls, before: dict[str, Any] | None, after: dict[str, Any],
+              outputs_of: Callable[[str], dict[str, Any] | None]) -> None:
+        from foundryctl.kinds.gates import admit_promotion
+
+        admit_promotion(before, after, outputs_of)
+
+    @classmethod
+    def plan_gates(cls, decl: ResourceDecl, before: dict[str, Any] | None, after: dict[str, Any],
+                   observed: Mapping[str, Observed | None]) -> list[dict[str, Any]]:
+        from foundryctl.kinds.gates import gate_views
+
+        return gate_views(before, after, observed)
+
+    @classmethod
     def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
         spec: DeploymentSpec = decl.spec  # type: ignore[assignment]
         out: list[Diagnostic] = []
@@ -223,6 +245,9 @@ class Deployment(Kind):
                     f"not {spec.project!r}", decl.position_of(("model", "job")), decl.address,
                     code="cross-project", hint="a deployment serves models of its own project"))
         out.extend(_checkpoint_checks(decl, manifest))
+        from foundryctl.kinds.gates import promote_when_checks
+
+        out.extend(promote_when_checks(decl, manifest))
         out.extend(_azure_filter_checks(decl, manifest))
         from foundryctl.kinds.azure_limits import deployment_checks
 

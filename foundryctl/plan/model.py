@@ -87,6 +87,8 @@ class ResourceChange:
     protect: bool = False
     create_before_destroy: bool = False
     state_only: bool = False  # only foundryctl's own settings change; no backend call
+    # Promotion gates the change waits on ({evaluation, status, conditions, values, baselines}).
+    gates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def actions(self) -> list[str]:
@@ -102,7 +104,8 @@ class ResourceChange:
                 "reasons": self.reasons, "backend_id": self.backend_id,
                 "dependencies": self.dependencies, "prior_dependencies": self.prior_dependencies,
                 "protect": self.protect,
-                "create_before_destroy": self.create_before_destroy, "state_only": self.state_only}
+                "create_before_destroy": self.create_before_destroy, "state_only": self.state_only,
+                **({"gates": self.gates} if self.gates else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResourceChange:
@@ -112,7 +115,7 @@ class ResourceChange:
             attribute_changes=[AttributeChange.from_dict(c) for c in data["attribute_changes"]],
             reasons=data["reasons"], backend_id=data["backend_id"], dependencies=data["dependencies"],
             prior_dependencies=data.get("prior_dependencies", []), protect=data["protect"], create_before_destroy=data["create_before_destroy"],
-            state_only=data["state_only"])
+            state_only=data["state_only"], gates=data.get("gates") or [])
 
 
 @dataclass

@@ -11,6 +11,7 @@ from foundryctl.backends.base import FieldError, Observed, Target
 from foundryctl.errors import Diagnostic, PlanError
 from foundryctl.graph import Graph
 from foundryctl.kinds import KINDS
+from foundryctl.kinds.gates import gate_notes
 from foundryctl.plan.diff import diff_attributes
 from foundryctl.plan.model import (
     Action,
@@ -265,7 +266,9 @@ class _Planner:
                 reasons.append("deleted outside foundryctl")
             reasons += kind.describe_changes(None, after, decl)
             reasons += self._create_notes(decl, errors)
-            return ResourceChange(action=Action.CREATE, before=None, reasons=reasons, **common)
+            gates = kind.plan_gates(decl, None, after, observed)
+            return ResourceChange(action=Action.CREATE, before=None, reasons=reasons + gate_notes(gates),
+                                  gates=gates, **common)
         if record is None:
             if not kind.adopts_existing:
                 errors.append(Diagnostic.error(
@@ -290,8 +293,10 @@ class _Planner:
         if action is Action.NOOP and record.protect != decl.spec.protect:
             action, state_only = Action.UPDATE, True
             reasons = [f"protect: {str(record.protect).lower()} -> {str(decl.spec.protect).lower()}"]
+        gates = kind.plan_gates(decl, seen.attributes, after, observed) if action is not Action.NOOP else []
         return ResourceChange(action=action, before=seen.attributes, attribute_changes=changes,
-                              reasons=reasons, backend_id=seen.id, state_only=state_only, **common)
+                              reasons=reasons + gate_notes(gates), backend_id=seen.id, state_only=state_only,
+                              gates=gates, **common)
 
     def _create_notes(self, decl: ResourceDecl, errors: list[Diagnostic]) -> list[str]:
         """The backend's word on creating `decl`; a FieldError becomes an error at its field."""

@@ -100,6 +100,8 @@ def _render(plan: Plan, *, diffs: bool, rows: int | None) -> str:
         lines.append("The backend matches the manifest." if plan.mode is Mode.NORMAL
                      else "Nothing to destroy.")
         lines.append("")
+    if any(c.gates for c in plan.pending):
+        _gates(lines, plan)
     if plan.cost is not None and plan.cost.lines:
         _cost(lines, plan.cost)
     if plan.policy_results:
@@ -239,6 +241,46 @@ def _drift(lines: list[str], plan: Plan) -> None:
     if plan.mode is not Mode.REFRESH_ONLY:
         lines.append("Unless the manifest was changed to match, the plan reverts them.")
         lines.append("")
+
+
+def _gates(lines: list[str], plan: Plan) -> None:
+    """Each promotion gate: the candidate's metrics against its baselines, condition by condition."""
+    lines.append("### Promotion gates")
+    lines.append("")
+    for change in plan.pending:
+        for gate in change.gates:
+            head = f"`{change.address}` ← `{gate['evaluation']}`"
+            if gate["status"] == "not-run":
+                lines.append(f"- {head}: ⏳ not yet run for this model; apply evaluates it and swaps only if "
+                             "the gate passes")
+                continue
+            icon = "✅ passed" if gate["status"] == "passed" else "❌ **failed**: the current model keeps serving"
+            lines.append(f"- {head}: {icon}")
+            lines.append("")
+            baselines = sorted(gate.get("baselines") or {})
+            lines.append("  | Metric | Candidate | " + "".join(f"baseline.{b} | " for b in baselines) + "Gate |")
+            lines.append("  |---|--:|" + "--:|" * len(baselines) + "---|")
+            conditions = gate.get("conditions") or []
+            for metric, value in (gate.get("values") or {}).items():
+                judged = [c for c in conditions if _condition_metric(c.get("condition", "")) == metric]
+                verdict = "<br>".join(("✅ " if c["passed"] else "❌ ") + _cell(c["text"]) for c in judged) or "—"
+                row = [f"`{metric}`", _number(value)] + [
+                    _number((gate["baselines"].get(b) or {}).get(metric)) for b in baselines]
+                lines.append("  | " + " | ".join(row) + f" | {verdict} |")
+            lines.append("")
+
+
+def _condition_metric(text: str) -> str | None:
+    from foundryctl.evaluation.gate import parse_condition
+
+    try:
+        return parse_condition(text).metric
+    except (ValueError, AttributeError):
+        return None
+
+
+def _number(value: Any) -> str:
+    return "—" if not isinstance(value, (int, float)) else f"{value:.4g}"
 
 
 def _cost(lines: list[str], cost: CostEstimate) -> None:

@@ -90,6 +90,20 @@ class RequireProtect(ResourceRule):
         return subject.violation("a deployment must have `protect: true`", ("protect",))
 
 
+class RequireGates(ResourceRule):
+    name = "require_gates"
+    kinds = frozenset({"Deployment"})
+
+    def description(self) -> str:
+        return "deployments of fine-tuned models are promoted by an evaluation gate"
+
+    def check(self, subject: Subject) -> Violation | None:
+        if not (subject.attributes.get("model") or {}).get("job") or subject.attributes.get("promote_when"):
+            return None
+        return subject.violation("a deployment of a fine-tuned model must name an evaluation gate "
+                                 "(promote_when: [Evaluation.NAME])", ("promote_when",))
+
+
 class AllowedRegions(ResourceRule):
     name = "allowed_regions"
     kinds = frozenset({"Hub", "FoundryAccount"})
@@ -162,7 +176,7 @@ class MaxEpochs(ResourceRule):
 
 RESOURCE_RULES: dict[str, type[ResourceRule]] = {
     rule.name: rule for rule in (ContentFilterOn, AllowedRegions, AllowedBaseModels, MaxEpochs,
-                                 RequireProtect)}
+                                 RequireProtect, RequireGates)}
 
 
 def max_cost_description(settings: MaxCostRule) -> str:

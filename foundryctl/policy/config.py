@@ -64,6 +64,10 @@ class RequireProtectRule(RuleSettings):
     """Every Deployment has `protect: true`."""
 
 
+class RequireGatesRule(RuleSettings):
+    """Every Deployment of a fine-tuned model is promoted by an evaluation gate (`promote_when`)."""
+
+
 class AllowedRegionsRule(RuleSettings):
     """Hubs (and so their projects, jobs and deployments) are only in these regions."""
 
@@ -150,6 +154,7 @@ class PoliciesBlock(BaseModel):
     max_epochs: MaxEpochsRule | None = None
     max_cost: MaxCostRule | None = None
     require_protect: RequireProtectRule | None = None
+    require_gates: RequireGatesRule | None = None
     custom: list[CustomRule] = Field(default_factory=list)
 
     @model_validator(mode="before")

@@ -42,17 +42,20 @@ class ClassifierEngine:
 
     @classmethod
     def load(cls, model_dir: str, adapter_dir: str | None = None, *, device: str = "auto",
-             model_name: str | None = None) -> ClassifierEngine:
+             model_name: str | None = None, labels: list[str] | None = None) -> ClassifierEngine:
+        """`labels` loads a base model with a new head over them (its initialisation seeded, so
+        the untrained classifier an evaluation compares with is the same every time)."""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        labels = classification_labels(adapter_dir, model_dir)
+        labels = labels or classification_labels(adapter_dir, model_dir)
         if labels is None:
             raise ValueError(f"{adapter_dir or model_dir} is not a text-classification model (no {LABELS_FILE})")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model_dir)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        torch.manual_seed(0)  # a head the checkpoint lacks is initialised the same way each time
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)}, pad_token_id=pad_id, dtype=torch.float32)

@@ -16,6 +16,7 @@ from typing import Any
 from foundryctl.training.jobdir import JobDir
 
 WIDTH, HEIGHT = 720, 300
+EVALUATIONS_DIR = "evaluations"  # one NAME.json per Evaluation that scored the run
 LEFT, RIGHT, TOP, BOTTOM = 72, 24, 32, 44  # room for tick labels and the axis titles
 
 
@@ -173,10 +174,42 @@ median {(sorted(speed)[len(speed) // 2] if speed else 0):,.0f} {"examples" if cl
 {learning_rate_chart(steps, evals)}
 <h2>Evaluations</h2>{note}<table><tr><th>epoch</th><th>step</th>{header}</tr>{rows}</table>
 {samples_section(job)}
+{evaluations_section(job)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>
 </body></html>
 """
     job.report.write_text(body, encoding="utf-8")
+
+
+def evaluations_section(job: JobDir) -> str:
+    """The Evaluations that scored this run (each written in by the evaluation after it ran):
+    every metric beside its baselines, and the gate's conditions."""
+    found = []
+    for path in sorted((job.path / EVALUATIONS_DIR).glob("*.json")):
+        try:
+            found.append((path.stem, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    if not found:
+        return ""
+    parts = ["<h2>Evaluation gates</h2>"]
+    for name, result in found:
+        gate = result.get("gate") or {}
+        verdict = "no gate" if not gate.get("conditions") else ("passed" if gate.get("passed") else "FAILED")
+        baselines = sorted(result.get("baselines") or {})
+        head = "".join(f"<th>baseline.{html.escape(b)}</th>" for b in baselines)
+        rows = "".join(
+            f"<tr><td style=\"text-align:left\">{html.escape(metric)}</td><td>{_fmt(value)}</td>"
+            + "".join(f"<td>{_fmt((result['baselines'][b] or {}).get(metric))}</td>" for b in baselines) + "</tr>"
+            for metric, value in (result.get("values") or {}).items())
+        conditions = "".join(f"<li>{'✓' if c.get('passed') else '✗'} {html.escape(str(c.get('text')))}</li>"
+                             for c in gate.get("conditions") or [])
+        checkpoint = (result.get("target") or {}).get("resolved")
+        parts.append(f"<h3>Evaluation.{html.escape(name)}: {verdict}</h3><p>{result.get('examples')} examples"
+                     + (f", checkpoint {html.escape(str(checkpoint))}" if checkpoint else "")
+                     + f", {html.escape(str(result.get('finished_at')))}.</p>"
+                     f"<table><tr><th>metric</th><th>this model</th>{head}</tr>{rows}</table><ul>{conditions}</ul>")
+    return "".join(parts)
 
 
 def samples_section(job: JobDir) -> str:

@@ -28,6 +28,9 @@ class AzureBackendConfig(BaseModel):
     unregister_providers: bool = Field(False, description=(
         "Unregister provider namespaces on destroy; default: leave them registered (unregistering "
         "affects the whole subscription, and Azure refuses while any resource uses the namespace)."))
+    evaluations_path: str = Field(".foundryctl/evaluations", min_length=1, description=(
+        "Where Evaluation runs are kept (relative to the manifest's directory): Azure has no object "
+        "for them. Without them (a fresh CI checkout) an evaluation scores again."))
     poll_interval: float = Field(15.0, gt=0, le=300, description=(
         "Seconds between status polls of provider registrations and fine-tune jobs."))
     job_wait_timeout: float = Field(172800.0, gt=0, description=(

@@ -833,6 +833,10 @@ class LocalCloud:
 
     # -- serverless endpoints (deployments) -------------------------------------------------
 
+    def evaluation_directory(self, workspace_id: str, name: str) -> Path:
+        """Where foundryctl keeps an Evaluation's runs (foundryctl runs it; Azure has no such object)."""
+        return self.directory / "evaluations" / self._workspace(workspace_id).properties["workspaceId"] / name
+
     def endpoint_directory(self, workspace_id: str, name: str) -> Path:
         return self.directory / "endpoints" / self._workspace(workspace_id).properties["workspaceId"] / name
 

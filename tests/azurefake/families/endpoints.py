@@ -12,6 +12,10 @@ examples (stable/2024-10-01/examples/Workspace/ServerlessEndpoint/*.json):
 - DELETE answers 202 with a `Location` (mfeOperationResults) that answers 202 once, then 200;
   204 when the endpoint is already gone.
 - POST listKeys / regenerateKeys answer the two keys.
+- POST https://NAME.LOCATION.models.ai.azure.com/chat/completions (the endpoint's inference URI,
+  Azure AI model inference's chat route) answers a chat completion when the bearer key is one of
+  the endpoint's keys (401 otherwise) and the endpoint is provisioned (the model's answer is the
+  fake's: `fake.state["serverless"]["answer"](messages)`, by default a fixed support reply).
 - A PUT serving a model of the workspace (a custom model) that another endpoint of the workspace
   already serves is refused (400): Learn's fine-tune-serverless page permits one serverless
   deployment per custom model (the error's wording is the fake's; Azure documents only the rule).
@@ -231,7 +235,38 @@ def _operation_status(fake: FakeAzure) -> Any:
     return handler
 
 
+INFERENCE_HOST = r"^https://(?P<host>[a-z0-9-]+\.[a-z0-9]+)\.models\.ai\.azure\.com"
+DEFAULT_ANSWER = "Restart the console and the controller, then pair them again."
+
+
+def _chat_completions(fake: FakeAzure) -> Any:
+    def handler(call: Any, match: Any) -> Reply:
+        host = call.url.split("//", 1)[1].split(".models.ai.azure.com", 1)[0].lower()
+        endpoint = next((r for r in fake.resources.values() if r.get("type") == ENDPOINTS and
+                         f"{r['name'].lower()}.{r['location'].lower()}" == host), None)
+        if endpoint is None:
+            return 404, {}, {"error": {"code": "NotFound", "message": "no such endpoint"}}
+        keys = _keys(fake, endpoint["id"])
+        bearer = call.headers.get("Authorization", "").removeprefix("Bearer ")
+        if bearer not in (keys["primaryKey"], keys["secondaryKey"]):
+            return 401, {}, {"error": {"code": "Unauthorized", "message": "Key not authorized"}}
+        if endpoint["properties"].get("provisioningState") != "Succeeded":
+            return 424, {}, {"error": {"code": "ModelNotReady", "message": "the endpoint is not provisioned"}}
+        messages = call.body.get("messages") if isinstance(call.body, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return 400, {}, {"error": {"code": "BadRequest", "message": "messages is required"}}
+        answer = _state(fake).get("answer", lambda m: DEFAULT_ANSWER)(messages)
+        return 200, {}, {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "model": endpoint["name"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": len(answer.split()),
+                      "total_tokens": 10 + len(answer.split())}}
+    return handler
+
+
 def install(fake: FakeAzure) -> None:
+    fake.route("POST", r"/(?:v1/)?chat/completions", _chat_completions(fake), host=INFERENCE_HOST)
     fake.route("PUT", EP_PATH, _put(fake))
     fake.route("GET", EP_PATH, _get(fake))
     fake.route("DELETE", EP_PATH, _delete(fake))

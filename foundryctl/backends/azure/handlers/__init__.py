@@ -11,6 +11,7 @@ HANDLERS: dict[str, str] = {
     "Dataset": "dataset:DatasetHandler",
     "FineTuneJob": "finetune_job:FineTuneJobHandler",
     "Deployment": "deployment:DeploymentHandler",
+    "Evaluation": "evaluation:EvaluationHandler",
 }
 
 __all__ = ["HANDLERS"]

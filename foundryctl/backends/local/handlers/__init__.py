@@ -5,6 +5,7 @@ from foundryctl.backends.local.handlers.provider_registration import (
 )
 from foundryctl.backends.local.handlers.dataset import DatasetHandler
 from foundryctl.backends.local.handlers.deployment import DeploymentHandler
+from foundryctl.backends.local.handlers.evaluation import EvaluationHandler
 from foundryctl.backends.local.handlers.finetune_job import FineTuneJobHandler
 from foundryctl.backends.local.handlers.foundry import FoundryAccountHandler, FoundryProjectHandler
 from foundryctl.backends.local.handlers.role_assignment import RoleAssignmentHandler
@@ -13,6 +14,6 @@ from foundryctl.backends.local.handlers.workspace import HubHandler, ProjectHand
 HANDLERS = {h.kind: h for h in (ProviderRegistrationHandler, HubHandler, ProjectHandler,
                                 FoundryAccountHandler, FoundryProjectHandler,
                                 RoleAssignmentHandler, DatasetHandler, FineTuneJobHandler,
-                                DeploymentHandler)}
+                                DeploymentHandler, EvaluationHandler)}
 
 __all__ = ["HANDLERS"]

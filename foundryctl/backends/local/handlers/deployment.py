@@ -29,7 +29,7 @@ from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
 from foundryctl.backends.local.handlers.models import ModelFiles, short_id
 from foundryctl.errors import BackendError
-from foundryctl.kinds.checkpoint import LAST, SelectorError, checkpoint_infos, parse_selector, resolve
+from foundryctl.kinds.checkpoint import LAST
 from foundryctl.kinds.deployment import RUNNING
 from foundryctl.serving import loopback
 from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
@@ -183,15 +183,7 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         source = target.attributes.get("model") or {}
         if not source.get("checkpoint") or source.get("resolved"):
             return target.attributes
-        self._model(workspace, source)  # the job has trained and registered its model
-        directory = self._job_dir(workspace, source)
-        assert directory is not None
-        try:
-            chosen = resolve(parse_selector(source["checkpoint"]), source["job"],
-                             checkpoint_infos(directory.checkpoint_table()))
-        except SelectorError as exc:
-            raise BackendError("CheckpointNotFound", str(exc),
-                               hint="pick one of the existing checkpoints, or `last` for the final model") from None
+        chosen = self.resolve_selector(workspace, source, source["checkpoint"])
         return {**target.attributes, "model": {**source, "resolved": chosen}}
 
     def _pin(self, workspace: str, endpoint_id: str, source: dict[str, Any]) -> None:

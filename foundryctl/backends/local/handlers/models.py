@@ -11,7 +11,7 @@ from typing import Any
 from foundryctl.backends import arm
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.errors import BackendError
-from foundryctl.kinds.checkpoint import LAST
+from foundryctl.kinds.checkpoint import LAST, SelectorError, checkpoint_infos, parse_selector, resolve
 from foundryctl.training.jobdir import JobDir
 
 
@@ -39,6 +39,18 @@ class ModelFiles:
                 raise BackendError("ModelFilesMissing", f"the files of model {short_id(model.id)} are gone ({adapter})",
                                    hint="retrain it: apply replaces the FineTuneJob when its job directory is lost")
         return model, model_dir, adapter
+
+    def resolve_selector(self, workspace: str, source: dict[str, Any], selector: str) -> str:
+        """The checkpoint `selector` picks among the trained run's checkpoints (the plan could not
+        resolve it: the run was still to train)."""
+        self._model(workspace, source)  # the job has trained and registered its model
+        directory = self._job_dir(workspace, source)
+        assert directory is not None
+        try:
+            return resolve(parse_selector(selector), source["job"], checkpoint_infos(directory.checkpoint_table()))
+        except SelectorError as exc:
+            raise BackendError("CheckpointNotFound", str(exc),
+                               hint="pick one of the existing checkpoints, or `last` for the final model") from None
 
     def _job(self, workspace: str, source: dict[str, Any]) -> ArmResource | None:
         return self.cloud.get(arm.job_id(workspace, f"{source['job']}-{source.get('run')}"))
