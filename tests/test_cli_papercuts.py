@@ -198,7 +198,7 @@ def test_jobs_metrics_table_fits_80_columns(project) -> None:
 def test_the_keys_hints_of_apply_and_regenerate_key_run_as_printed(fake_azure, tmp_path: Path, monkeypatch) -> None:
     """The quickstart on the Azure fakes (in-process, so the fakes answer): apply's
     `(keys: ...)` and regenerate-key's `See it with: ...` run as printed."""
-    from azurefake.families.endpoints import endpoint_id, keys_of
+    from azurefake.families.endpoints import endpoint_id, keys_of, teach
     from azurefake.families.workspaces import instant_sdk_waits
     from azurefake.fixtures import PRINCIPAL, RESOURCE_GROUP, SUBSCRIPTION
     from click.testing import CliRunner
@@ -208,6 +208,7 @@ def test_the_keys_hints_of_apply_and_regenerate_key_run_as_printed(fake_azure, t
 
     instant_sdk_waits(monkeypatch, fake_azure)
     monkeypatch.chdir(quickstart(tmp_path))
+    teach(fake_azure, tmp_path / "manifests" / "data" / "xbox_support.jsonl")  # its Evaluation scores the endpoint
     env = {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "FOUNDRYCTL_RESOURCE_GROUP": RESOURCE_GROUP,
            "FOUNDRYCTL_PRINCIPAL": PRINCIPAL, "NO_COLOR": "1", "COLUMNS": "200"}
 

@@ -89,8 +89,8 @@ def test_a_gated_manifest_loads_and_orders_the_deployment_after_the_evaluation(t
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("metrics: [rouge_l, exact_match]", "metrics: [rouge_l, accuracy]", "accuracy"),
     ("rouge_l >= baseline.base + 0.05", "token_f1 >= 0.5", "needs metric 'token_f1'"),
-    ("baseline: {base: true, serving: agent-bot}", "baseline: {serving: agent-bot}",
-     "compares with baseline.base"),
+    ("baseline: {base: true, serving: agent-bot}\n    gate:\n      - rouge_l >= baseline.base + 0.05",
+     "baseline: {serving: agent-bot}\n    gate:\n      - rouge_l >= baseline.base + 0.06", "compares with baseline.base"),
     ("rouge_l >= baseline.base + 0.05", "rouge_l >> 0.5", "rouge_l >> 0.5"),
     ("baseline: {base: true, serving: agent-bot}", "baseline: {base: true, serving: nobody}",
      "baseline.serving names Deployment 'nobody'"),
@@ -99,9 +99,8 @@ def test_a_gated_manifest_loads_and_orders_the_deployment_after_the_evaluation(t
 def test_bad_evaluations_are_refused_at_their_line(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = manifest(tmp_path, EVALUATION.replace(old, new))
     found = errors(path)
-    assert any(message in e for e in found), found
-    assert any(f"foundry.yaml:{line_of(path, new.split(':')[0].strip() if ':' in new else new)}" in e
-               or "foundry.yaml:" in e for e in found), found
+    at = new.splitlines()[-1]  # the line the error points at: the field, or the gate condition
+    assert any(message in e and f"foundry.yaml:{line_of(path, at)}:" in e for e in found), found
 
 
 def test_promote_when_must_name_an_evaluation_of_the_served_model(tmp_path: Path) -> None:
@@ -158,6 +157,7 @@ def test_plan_notes_say_why_an_evaluation_runs_again(tmp_path: Path) -> None:
 # -- lifecycle ----------------------------------------------------------------------------------
 
 def test_stored_results_are_judged_again_without_scoring(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
     attributes = _attributes(tmp_path / "m")
     store = EvaluationStore(tmp_path / "store")
     calls = []
@@ -172,12 +172,12 @@ def test_stored_results_are_judged_again_without_scoring(tmp_path: Path) -> None
                            {"base": Scored({"rouge_l": 0.2, "exact_match": 0.0}, {}, [Prediction("x")], 1.0)}),
                 "agent:1", cases, 0)
 
-    lifecycle.run(store, attributes, scorer, Progress())
+    lifecycle.run(store, "heldout", attributes, scorer, Progress())
     observed = lifecycle.observe(store, "id")
     assert observed is not None and observed.outputs["gate"]["passed"] is True
     assert json.loads((store.run_dir(run_key(attributes)) / "examples.jsonl").read_text())["answer"] == "a b"
     stricter = {**attributes, "gate": ["rouge_l >= baseline.base + 0.5"]}
-    lifecycle.run(store, stricter, scorer, Progress())
+    lifecycle.run(store, "heldout", stricter, scorer, Progress())
     assert calls == [1]  # the same key: judged again, not scored again
     observed = lifecycle.observe(store, "id")
     assert observed.outputs["gate"]["passed"] is False

@@ -8,17 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 from foundryctl.backends.base import Observed, Progress
+from foundryctl.errors import BackendError
 from foundryctl.evaluation.examples import Case
 from foundryctl.evaluation.run import RunOutcome, Scored, example_rows, judge, summary
 from foundryctl.evaluation.store import EvaluationStore
 from foundryctl.kinds.checkpoint import LAST
-from foundryctl.kinds.evaluation import COMPLETED, run_key
+from foundryctl.kinds.evaluation import COMPLETED, GATE_FAILED, run_key
 
 # Scores the target (and baselines): (outcome, the scored model's name, the cases, lines skipped).
 Scorer = Callable[[], tuple[RunOutcome, str, list[Case], int]]
 
 
-def run(store: EvaluationStore, attributes: dict[str, Any], scorer: Scorer, progress: Progress) -> None:
+def run(store: EvaluationStore, name: str, attributes: dict[str, Any], scorer: Scorer, progress: Progress) -> None:
     key = run_key(attributes)
     stored = store.results(key)
     if stored is not None:
@@ -38,6 +39,11 @@ def run(store: EvaluationStore, attributes: dict[str, Any], scorer: Scorer, prog
     store.set_latest({**results, "attributes": {k: v for k, v in attributes.items() if k != "status"}})
     verdict = "no gate" if not gate["conditions"] else ("gate passed" if gate["passed"] else "gate FAILED")
     progress(f"{verdict}: " + ", ".join(f"{k} {_short(v)}" for k, v in results["values"].items()))
+    if not gate["passed"] and not attributes.get("gated_by"):
+        failed = "; ".join(c["text"] for c in gate["conditions"] if not c["passed"])
+        raise BackendError("GateFailed", f"the evaluation's gate failed: {failed}",
+                           hint=f"see the answers with `foundryctl evals show {name} --examples --failed`; the "
+                                "results are stored, so the next apply judges them again without scoring")
 
 
 def observe(store: EvaluationStore, evaluation_id: str) -> Observed | None:
@@ -47,7 +53,10 @@ def observe(store: EvaluationStore, evaluation_id: str) -> Observed | None:
     outputs = {k: v for k, v in latest.items() if k != "attributes"}
     outputs["results"] = str(store.run_dir(latest["run"]))
     outputs["checkpoint_results"] = checkpoint_results(store)
-    return Observed(evaluation_id, {**latest.get("attributes", {}), "status": COMPLETED}, outputs)
+    checked = not (latest.get("attributes") or {}).get("gated_by")
+    failed = checked and (latest.get("gate") or {}).get("passed") is False
+    return Observed(evaluation_id, {**latest.get("attributes", {}), "status": GATE_FAILED if failed else COMPLETED},
+                    outputs)
 
 
 def checkpoint_results(store: EvaluationStore) -> dict[str, dict[str, dict[str, float]]]:

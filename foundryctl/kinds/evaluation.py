@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from foundryctl.manifest.model import Manifest, ResourceDecl
 
 COMPLETED = "Completed"
+GATE_FAILED = "GateFailed"
 # Attributes whose change means the stored results score something else: a re-run.
 RUN_IDENTITY = ("target", "target_version", "data", "data_version", "split", "metrics", "baseline",
                 "generation", "max_examples", "serving_baseline")
@@ -174,7 +175,15 @@ class Evaluation(Kind):
         else:
             attributes["target"]["resolved"] = None  # filled in by `resolve`, or by apply
         attributes["serving_baseline"] = None  # the served model's identity, filled in by `resolve`
-        attributes["status"] = COMPLETED  # an evaluation interrupted midway has no results: rerun
+        # The deployments whose promotion this gate decides: they refuse a failed candidate. A gate
+        # no deployment names is a check: its failure is an error of the evaluation itself.
+        manifest = decl.manifest
+        attributes["gated_by"] = sorted(
+            manifest.resources[a].name for a in manifest.addresses_of_kind("Deployment")
+            if decl.address in manifest.resources[a].spec.promote_when) if manifest is not None else []  # type: ignore[attr-defined]
+        # Completed: results stand (and a check's gate passes). An evaluation interrupted midway
+        # has none, and a check whose gate failed reads GateFailed: both plan another apply.
+        attributes["status"] = COMPLETED
         return attributes
 
     @classmethod
@@ -212,8 +221,11 @@ class Evaluation(Kind):
         if before is None:
             return [f"scores {what} on {_examples(after)}"]
         changed = [k for k in RUN_IDENTITY if before.get(k) != after.get(k)]
-        notes = []
-        if before.get("status") != COMPLETED:
+        notes: list[str] = []
+        if before.get("status") == GATE_FAILED and not changed:
+            notes.append("its gate failed on the stored results: apply reports it again until the model or "
+                         "the gate changes")
+        elif before.get("status") != COMPLETED:
             notes.append(f"the last run did not finish ({before.get('status')}); runs again")
         elif changed:
             reasons = {"target_version": "the target's model changed", "data_version": "the data changed",
@@ -315,8 +327,15 @@ def serves_target(model: Mapping[str, Any] | None, attributes: Mapping[str, Any]
 
 
 def run_key(attributes: Mapping[str, Any]) -> str:
-    """The digest of what a run scores: equal keys, equal results."""
-    return _digest({k: attributes.get(k) for k in RUN_IDENTITY})
+    """The digest of what a run scores: equal keys, equal results. A judge counts by what its
+    grades depend on (endpoint, model, prompt and its version, scale), not by its key's variable
+    or how many requests it runs at once."""
+    identity = {k: attributes.get(k) for k in RUN_IDENTITY}
+    identity["metrics"] = [
+        {**m, "judge": {k: v for k, v in m["judge"].items() if k not in ("key_env", "concurrency", "timeout")}}
+        if isinstance(m, dict) and isinstance(m.get("judge"), dict) else m
+        for m in attributes.get("metrics") or []]
+    return _digest(identity)
 
 
 def describe_target(attributes: Mapping[str, Any]) -> str:
@@ -340,7 +359,7 @@ def _examples(attributes: Mapping[str, Any]) -> str:
 def _computed(metric: str, computed: set[str]) -> bool:
     from foundryctl.evaluation.metrics import provided_by
 
-    return any(metric in provided_by(name) for name in computed)
+    return any(provided_by(name)(metric) for name in computed)
 
 
 def _baselines(spec: EvaluationSpec) -> set[str]:

@@ -14,8 +14,8 @@ examples (stable/2024-10-01/examples/Workspace/ServerlessEndpoint/*.json):
 - POST listKeys / regenerateKeys answer the two keys.
 - POST https://NAME.LOCATION.models.ai.azure.com/chat/completions (the endpoint's inference URI,
   Azure AI model inference's chat route) answers a chat completion when the bearer key is one of
-  the endpoint's keys (401 otherwise) and the endpoint is provisioned (the model's answer is the
-  fake's: `fake.state["serverless"]["answer"](messages)`, by default a fixed support reply).
+  the endpoint's keys (401 otherwise) and the endpoint is provisioned. The fake model answers a
+  question it was `teach`-ed with that answer, anything else with a fixed support reply.
 - A PUT serving a model of the workspace (a custom model) that another endpoint of the workspace
   already serves is refused (400): Learn's fine-tune-serverless page permits one serverless
   deployment per custom model (the error's wording is the fake's; Azure documents only the rule).
@@ -255,7 +255,8 @@ def _chat_completions(fake: FakeAzure) -> Any:
         messages = call.body.get("messages") if isinstance(call.body, dict) else None
         if not isinstance(messages, list) or not messages:
             return 400, {}, {"error": {"code": "BadRequest", "message": "messages is required"}}
-        answer = _state(fake).get("answer", lambda m: DEFAULT_ANSWER)(messages)
+        asked = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+        answer = _state(fake).setdefault("answers", {}).get(asked, DEFAULT_ANSWER)
         return 200, {}, {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "model": endpoint["name"],
             "choices": [{"index": 0, "finish_reason": "stop",
@@ -263,6 +264,19 @@ def _chat_completions(fake: FakeAzure) -> Any:
             "usage": {"prompt_tokens": 10, "completion_tokens": len(answer.split()),
                       "total_tokens": 10 + len(answer.split())}}
     return handler
+
+
+def teach(fake: FakeAzure, path: Any) -> None:
+    """Let the endpoints' model answer each conversation's last question of a chat JSONL file with
+    that conversation's answer (a model that learnt its training data)."""
+    import json
+
+    answers = _state(fake).setdefault("answers", {})
+    with open(path, encoding="utf-8") as data:
+        for line in data:
+            messages = json.loads(line)["messages"]
+            last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+            answers[messages[last - 1]["content"]] = messages[last]["content"]
 
 
 def install(fake: FakeAzure) -> None:

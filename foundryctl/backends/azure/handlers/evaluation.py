@@ -56,7 +56,7 @@ class EvaluationHandler(AzureHandler):
         a = target.attributes
         evaluation_id = target.backend_id or self.identify(target)
         store = self._store(evaluation_id)
-        lifecycle.run(store, a, lambda: self._score(a, progress), progress)
+        lifecycle.run(store, target.name, a, lambda: self._score(a, progress), progress)
         observed = lifecycle.observe(store, evaluation_id)
         assert observed is not None
         return observed

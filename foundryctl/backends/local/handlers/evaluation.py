@@ -20,7 +20,7 @@ from foundryctl.evaluation import lifecycle
 from foundryctl.evaluation.store import EvaluationStore
 from foundryctl.kinds.checkpoint import LAST
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
-from foundryctl.kinds.evaluation import describe_target
+from foundryctl.kinds.evaluation import describe_target, run_key
 
 # Running an evaluation is compute work in the project, as a job is.
 RUN_ACTION = "Microsoft.MachineLearningServices/workspaces/jobs/write"
@@ -72,8 +72,10 @@ class EvaluationHandler(LocalHandler, ModelFiles):
         a = self._resolve_target(workspace, a)
         evaluation_id = target.backend_id or self.identify(replace(target, attributes=a))
         store = self._store(evaluation_id)
-        lifecycle.run(store, a, lambda: self._score(workspace, a, progress), progress)
-        self._report(workspace, a, target.name, store)
+        try:
+            lifecycle.run(store, target.name, a, lambda: self._score(workspace, a, progress), progress)
+        finally:
+            self._report(workspace, a, target.name, store)
         observed = self._observe(evaluation_id)
         assert observed is not None
         return observed
@@ -87,7 +89,7 @@ class EvaluationHandler(LocalHandler, ModelFiles):
         job = (a.get("target") or {}).get("job")
         directory = self._job_dir(workspace, {"job": job, "run": a.get("target_version")}) if job else None
         latest = store.latest()
-        if directory is None or latest is None or not directory.path.is_dir():
+        if directory is None or latest is None or latest.get("run") != run_key(a) or not directory.path.is_dir():
             return
         (directory.path / EVALUATIONS_DIR).mkdir(exist_ok=True)
         (directory.path / EVALUATIONS_DIR / f"{name}.json").write_text(
