@@ -199,3 +199,44 @@ def test_foundry_rai_policy_bodies_follow_the_2025_06_01_spec(filter_update: dic
     [violation] = specs.check(op, body)
     assert violation.json_path.startswith("$.properties.contentFilters[0].") and message in violation.message
     assert [v.json_path for v in specs.check(op, {"properties": {"type": "UserManaged"}})] == ["$.properties.type"]
+
+
+CS_ACCOUNT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+              "Microsoft.CognitiveServices/accounts/ft-foundry")
+# What the Foundry kinds send (recorded from tests/test_azure_foundry.py).
+FOUNDRY_ACCOUNT = {"identity": {"type": "SystemAssigned"}, "kind": "AIServices", "location": "eastus2",
+                   "properties": {"allowProjectManagement": True, "customSubDomainName": "ft-foundry-demo",
+                                  "disableLocalAuth": False, "publicNetworkAccess": "Enabled", "restore": True},
+                   "sku": {"name": "S0"}, "tags": {"team": "ml"}}
+FOUNDRY_PROJECT = {"identity": {"type": "SystemAssigned"}, "location": "eastus2",
+                   "properties": {"description": "", "displayName": "Support bot"}, "tags": {}}
+
+
+@pytest.mark.parametrize(("method", "path", "good", "mutate", "json_path", "message"), [
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["properties"].update(publicNetworkAccess="Public"),
+     "$.properties.publicNetworkAccess", "'Public' is not one of ['Enabled', 'Disabled']"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["properties"].update(allowProjectManagement="yes"),
+     "$.properties.allowProjectManagement", "is not of type 'boolean'"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["identity"].update(type="Managed"),
+     "$.identity.type", "'Managed' is not one of"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b.update(sku={"tier": "Standard"}), "$.sku", "'name' is a required"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["properties"].update(endpoint="https://x"),
+     "$.properties.endpoint", "read-only"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b.update(etag="W/1"), "$.etag", "read-only"),  # AzureEntityResource
+    ("PATCH", CS_ACCOUNT, {"properties": {"publicNetworkAccess": "Disabled"}, "tags": {}},
+     lambda b: b.update(tags={"team": 1}), "$.tags.team", "is not of type 'string'"),
+    ("PUT", CS_ACCOUNT + "/projects/support", FOUNDRY_PROJECT, lambda b: b["properties"].update(isDefault=True),
+     "$.properties.isDefault", "read-only"),
+    ("PUT", CS_ACCOUNT + "/projects/support", FOUNDRY_PROJECT, lambda b: b["properties"].update(displayName=5),
+     "$.properties.displayName", "is not of type 'string'"),
+    ("PUT", CS_ACCOUNT + "/projects/support", FOUNDRY_PROJECT, lambda b: b["identity"].update(principalId="p"),
+     "$.identity.principalId", "read-only"),
+])
+def test_foundry_account_and_project_bodies_follow_the_2025_06_01_spec(method: str, path: str, good: dict, mutate,
+                                                                       json_path: str, message: str) -> None:
+    """Accounts_Create, Accounts_Update and Projects_Create (Microsoft.CognitiveServices 2025-06-01) refuse bad bodies."""
+    body = copy.deepcopy(good)
+    assert check_call(method, ARM + path, "2025-06-01", body) == []
+    mutate(body)
+    problems = check_call(method, ARM + path, "2025-06-01", body)
+    assert any(f"at {json_path}: " in p and message in p for p in problems), problems

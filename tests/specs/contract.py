@@ -32,8 +32,6 @@ class Pending:
 
 _WS = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+"
 _MFE = "spec not vendored yet (mfe.json of this api-version)"
-_CS = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.CognitiveServices/accounts/[^/]+"
-_CS_WHY = "cognitiveservices.json 2025-06-01 Account/Project definitions not vendored yet"
 PENDING = (
     Pending("PUT", r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/Microsoft\.Resources/deployments/[^/]+",
             "2020-06-01", "hub/project ARM template deployment: resources.json not vendored yet"),
@@ -44,9 +42,6 @@ PENDING = (
     Pending("PUT", _WS + r"/models/[^/]+/versions/[^/]+", "2023-08-01-preview", _MFE),
     Pending("PUT", _WS + r"/serverlessEndpoints/[^/]+", "2024-10-01", _MFE),
     Pending("POST", _WS + r"/serverlessEndpoints/[^/]+/regenerateKeys", "2024-01-01-preview", _MFE),
-    Pending("PUT", _CS, "2025-06-01", _CS_WHY),
-    Pending("PATCH", _CS, "2025-06-01", _CS_WHY),
-    Pending("PUT", _CS + r"/projects/[^/]+", "2025-06-01", _CS_WHY),
 )
 
 
