@@ -240,3 +240,44 @@ def test_foundry_account_and_project_bodies_follow_the_2025_06_01_spec(method: s
     mutate(body)
     problems = check_call(method, ARM + path, "2025-06-01", body)
     assert any(f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+WORKSPACE = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+             "Microsoft.MachineLearningServices/workspaces/ft-hub")
+
+
+@pytest.mark.parametrize(("body", "json_path", "message"), [
+    ({"properties": {"publicNetworkAccess": "Off"}}, "$.properties.publicNetworkAccess", "'Off' is not one of"),
+    ({"properties": {"friendlyName": ["a"]}}, "$.properties.friendlyName", "is not of type 'string'"),
+    ({"properties": {}, "tags": {"team": None}}, "$.tags.team", "is not of type 'string'"),
+    ({"identity": {"type": "Both"}}, "$.identity.type", "'Both' is not one of"),
+    # A subtree the trimmed spec leaves out is refused, not passed unchecked.
+    ({"properties": {"managedNetwork": {"isolationMode": "Disabled"}}}, "$.properties.managedNetwork", "not vendored"),
+])
+def test_workspace_patch_bodies_follow_the_2024_10_01_preview_spec(body: dict, json_path: str, message: str) -> None:
+    """Workspaces_Update (workspaceRP.json 2024-10-01-preview), the hub/project update the SDK sends."""
+    good = {"properties": {"description": "Hub for fine-tuning", "friendlyName": "Fine-tuning"}, "tags": {"team": "ml"}}
+    assert check_call("PATCH", ARM + WORKSPACE, "2024-10-01-preview", good) == []
+    problems = check_call("PATCH", ARM + WORKSPACE, "2024-10-01-preview", body)
+    assert any(f"Workspaces_Update (PATCH" in p and f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+def test_a_reference_that_is_not_vendored_is_refused_only_when_the_body_reaches_it(tmp_path: Path) -> None:
+    root = tmp_path / "azure-rest-api-specs"
+    spec = root / "specification/demo/stable/2024-01-01/demo.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({
+        "swagger": "2.0", "info": {"version": "2024-01-01"},
+        "paths": {"/things/{name}": {"put": {"operationId": "Things_Put", "parameters": [
+            {"in": "body", "name": "body", "required": True, "schema": {"$ref": "#/definitions/Thing"}}]}}},
+        "definitions": {"Thing": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "network": {"$ref": "#/definitions/TrimmedOut"},
+            "shared": {"$ref": "../../../common/v9/types.json#/definitions/Elsewhere"}}}}}))
+    specs = SpecRegistry(root)
+    op = specs.operation("PUT", "/things/a", "2024-01-01")
+    assert specs.check(op, {"name": "a"}) == []
+    [network] = specs.check(op, {"name": "a", "network": {}})
+    assert network.json_path == "$.network" and "'#/definitions/TrimmedOut' is not vendored" in network.message
+    [shared] = specs.check(op, {"shared": 1})
+    assert shared.json_path == "$.shared" and "Elsewhere' is not vendored" in shared.message

@@ -35,7 +35,6 @@ _MFE = "spec not vendored yet (mfe.json of this api-version)"
 PENDING = (
     Pending("PUT", r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/Microsoft\.Resources/deployments/[^/]+",
             "2020-06-01", "hub/project ARM template deployment: resources.json not vendored yet"),
-    Pending("PATCH", _WS, "2024-10-01-preview", "workspaceRP.json not vendored yet"),
     Pending("PUT", _WS + r"/data/[^/]+/versions/[^/]+", "2023-04-01-preview", _MFE),
     Pending("POST", _WS + r"/datastores/[^/]+/listSecrets", "2024-10-01-preview", _MFE),
     Pending("PUT", _WS + r"/jobs/[^/]+", "2024-10-01-preview", _MFE),
