@@ -91,7 +91,7 @@ def test_a_missing_body_is_refused_when_the_spec_requires_one() -> None:
     assert [v.message for v in registry().check(op, None)] == ["a request body is required"]
 
 
-def test_unvendored_operations_and_api_versions_fail_unless_pending() -> None:
+def test_unvendored_operations_and_api_versions_fail_unless_pending(monkeypatch: pytest.MonkeyPatch) -> None:
     assert check_call("PUT", ARM + ROLE_PUT, "2022-04-01", GOOD_ROLE) == []
     [drift] = check_call("PUT", ARM + ROLE_PUT, "2020-10-01-preview", GOOD_ROLE)
     assert "no vendored spec" in drift and "vendored api-versions: 2022-04-01" in drift
@@ -100,9 +100,14 @@ def test_unvendored_operations_and_api_versions_fail_unless_pending() -> None:
     # Bodies to other hosts, and body-less requests, are out of scope.
     assert check_call("PATCH", "https://eastus2.api.azureml.ms/history/v1.0/runs/r", "v1.0", {"hidden": True}) == []
     assert check_call("POST", ARM + "/subscriptions/s/providers/Microsoft.Foo/register", "2025-04-01", None) == []
-    job = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w/jobs/j")
-    assert check_call("PUT", ARM + job, "2024-10-01-preview", {"properties": {}}) == []
-    assert any(p.api_version == "2024-10-01-preview" for p in PENDING)
+    from specs import contract
+
+    bar = "/subscriptions/s/providers/Microsoft.Foo/bars/b"
+    monkeypatch.setattr(contract, "PENDING", (contract.Pending("PUT", r"/subscriptions/[^/]+/providers/"
+                                                               r"Microsoft\.Foo/bars/[^/]+", "2025-01-01", "demo"),))
+    assert check_call("PUT", ARM + bar, "2025-01-01", {"a": 1}) == []
+    assert check_call("PUT", ARM + bar, "2025-02-01", {"a": 1}) != []  # pending is per api-version
+    assert all(p.why for p in PENDING)
 
 
 def test_polymorphism_allof_and_nullable_are_translated(tmp_path: Path) -> None:
@@ -281,3 +286,77 @@ def test_a_reference_that_is_not_vendored_is_refused_only_when_the_body_reaches_
     assert network.json_path == "$.network" and "'#/definitions/TrimmedOut' is not vendored" in network.message
     [shared] = specs.check(op, {"shared": 1})
     assert shared.json_path == "$.shared" and "Elsewhere' is not vendored" in shared.message
+
+
+JOB_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+           "Microsoft.MachineLearningServices/workspaces/xbox-support/jobs/xbox-agent-6fc2bc7f")
+_DATA = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/" \
+        "Microsoft.MachineLearningServices/workspaces/xbox-support/data/"
+# The FineTuning job azure-ai-ml 1.35 sends for a chat fine-tune (recorded from tests/test_azure_data_jobs.py).
+SDK_JOB = {"properties": {
+    "description": "", "displayName": "xbox-agent", "experimentName": "xbox-agent", "isArchived": False,
+    "jobType": "FineTuning", "properties": {}, "tags": {"foundryctl.owner": "xbox-agent"},
+    "fineTuningDetails": {
+        "hyperParameters": {"learning_rate": "0.0002", "num_train_epochs": "3", "per_device_train_batch_size": "4"},
+        "model": {"jobInputType": "mlflow_model",
+                  "uri": "azureml://registries/azureml/models/Phi-4-mini-instruct/versions/3"},
+        "modelProvider": "Custom", "taskType": "chatCompletion",
+        "trainingData": {"jobInputType": "uri_file", "uri": _DATA + "xbox-chat/versions/f6b2eac4a2ee2f267b3f2081"},
+        "validationData": {"jobInputType": "uri_file",
+                           "uri": _DATA + "xbox-chat-validation/versions/f6b2eac4a2ee2f267b3f2081"}},
+    "outputs": {"registered_model": {"assetName": "xbox-agent", "jobOutputType": "mlflow_model"}}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda p: p.update(jobType="Finetuning"), "$.properties.jobType", "'Finetuning' is not one of"),
+    (lambda p: p.pop("outputs"), "$.properties", "'outputs' is a required property"),
+    (lambda p: p["fineTuningDetails"].pop("trainingData"), "$.properties.fineTuningDetails",
+     "'trainingData' is a required property"),
+    (lambda p: p["fineTuningDetails"].update(modelProvider="OpenAI"), "$.properties.fineTuningDetails.modelProvider",
+     "'OpenAI' is not one of"),
+    (lambda p: p["fineTuningDetails"]["hyperParameters"].update(num_train_epochs=3),
+     "$.properties.fineTuningDetails.hyperParameters.num_train_epochs", "is not of type 'string'"),
+    (lambda p: p["fineTuningDetails"]["model"].update(jobInputType="model"),
+     "$.properties.fineTuningDetails.model.jobInputType", "'model' is not one of"),
+    (lambda p: p["fineTuningDetails"]["trainingData"].pop("uri"), "$.properties.fineTuningDetails.trainingData",
+     "'uri' is a required property"),
+    (lambda p: p["outputs"]["registered_model"].update(assetVersion="1"), "$.properties.outputs.registered_model",
+     "Additional properties are not allowed ('assetVersion' was unexpected)"),
+    (lambda p: p.update(status="Running"), "$.properties.status", "read-only"),
+    # The tolerated SDK casing is exactly one value: another wrong casing still fails.
+    (lambda p: p["fineTuningDetails"].update(taskType="chat_completion"), "$.properties.fineTuningDetails.taskType",
+     "'chat_completion' is not one of"),
+])
+def test_fine_tuning_job_bodies_follow_the_2024_10_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    """Jobs_CreateOrUpdate (mfe.json 2024-10-01-preview): the FineTuning job, Custom model provider."""
+    body = copy.deepcopy(SDK_JOB)
+    assert check_call("PUT", ARM + JOB_PUT, "2024-10-01-preview", body) == []
+    mutate(body["properties"])
+    problems = check_call("PUT", ARM + JOB_PUT, "2024-10-01-preview", body)
+    assert any("Jobs_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+def test_the_sdks_task_casing_is_the_only_tolerated_deviation_and_the_spec_value_passes() -> None:
+    from specs.contract import TOLERATED
+
+    op = registry().operation("PUT", JOB_PUT, "2024-10-01-preview")
+    raw = [v.message for v in registry().check(op, SDK_JOB)]
+    assert len(raw) == 1 and raw[0].startswith("'chatCompletion' is not one of"), raw  # the spec does refuse it
+    assert [t.value for t in TOLERATED] == ["chatCompletion"]
+    spec_value = copy.deepcopy(SDK_JOB)
+    spec_value["properties"]["fineTuningDetails"]["taskType"] = "ChatCompletion"
+    assert registry().check(op, spec_value) == []
+
+
+@pytest.mark.parametrize(("body", "json_path", "message"), [
+    ({"expirableSecret": "yes", "expireAfterHours": 1}, "$.expirableSecret", "is not of type 'boolean'"),
+    ({"expirableSecret": True, "expireAfterHours": 1.5}, "$.expireAfterHours", "is not of type 'integer'"),
+    ({"expirableSecret": True, "expiresIn": "PT1H"}, "$", "Additional properties are not allowed"),
+])
+def test_datastore_list_secrets_bodies_follow_the_2024_10_01_preview_spec(body: dict, json_path: str,
+                                                                           message: str) -> None:
+    """Datastores_ListSecrets: the expiring-secret request azure-ai-ml sends before every upload."""
+    path = WORKSPACE.replace("ft-hub", "xbox-support") + "/datastores/workspaceblobstore/listSecrets"
+    assert check_call("POST", ARM + path, "2024-10-01-preview", {"expirableSecret": True, "expireAfterHours": 1}) == []
+    problems = check_call("POST", ARM + path, "2024-10-01-preview", body)
+    assert any(f"at {json_path}: " in p and message in p for p in problems), problems
