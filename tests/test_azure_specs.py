@@ -342,7 +342,7 @@ def test_the_sdks_task_casing_is_the_only_tolerated_deviation_and_the_spec_value
     op = registry().operation("PUT", JOB_PUT, "2024-10-01-preview")
     raw = [v.message for v in registry().check(op, SDK_JOB)]
     assert len(raw) == 1 and raw[0].startswith("'chatCompletion' is not one of"), raw  # the spec does refuse it
-    assert [t.value for t in TOLERATED] == ["chatCompletion"]
+    assert [t.value for t in TOLERATED] == ["chatCompletion", "incremental"]
     spec_value = copy.deepcopy(SDK_JOB)
     spec_value["properties"]["fineTuningDetails"]["taskType"] = "ChatCompletion"
     assert registry().check(op, spec_value) == []
@@ -360,3 +360,27 @@ def test_datastore_list_secrets_bodies_follow_the_2024_10_01_preview_spec(body: 
     assert check_call("POST", ARM + path, "2024-10-01-preview", {"expirableSecret": True, "expireAfterHours": 1}) == []
     problems = check_call("POST", ARM + path, "2024-10-01-preview", body)
     assert any(f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+ARM_DEPLOYMENT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/rg-foundry/providers/"
+                  "Microsoft.Resources/deployments/ft-hub-2435383")
+SDK_DEPLOYMENT = {"properties": {"mode": "incremental", "template": {"$schema": "x", "resources": []},
+                                 "parameters": {"kind": {"value": "hub"}, "location": {"value": "eastus2"}}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b["properties"].update(mode="Partial"), "$.properties.mode", "'Partial' is not one of"),
+    (lambda b: b["properties"].pop("mode"), "$.properties", "'mode' is a required property"),
+    (lambda b: b["properties"].update(parameters=[1]), "$.properties.parameters", "is not of type 'object'"),
+    (lambda b: b["properties"].update(parametersLink={}), "$.properties.parametersLink", "'uri' is a required"),
+    (lambda b: b.pop("properties"), "$", "'properties' is a required property"),
+    (lambda b: b.update(tags={"a": 1}), "$.tags.a", "is not of type 'string'"),
+])
+def test_template_deployment_bodies_follow_the_2020_06_01_spec(mutate, json_path: str, message: str) -> None:
+    """Deployments_CreateOrUpdate (resources.json 2020-06-01): the hub/project template azure-ai-ml deploys."""
+    body = copy.deepcopy(SDK_DEPLOYMENT)
+    assert check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body) == []  # 'incremental' is tolerated
+    mutate(body)
+    problems = check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body)
+    assert any("Deployments_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems

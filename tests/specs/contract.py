@@ -37,8 +37,6 @@ class Pending:
 _WS = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+"
 _MFE = "spec not vendored yet (mfe.json of this api-version)"
 PENDING = (
-    Pending("PUT", r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/Microsoft\.Resources/deployments/[^/]+",
-            "2020-06-01", "hub/project ARM template deployment: resources.json not vendored yet"),
     Pending("PUT", _WS + r"/data/[^/]+/versions/[^/]+", "2023-04-01-preview", _MFE),
     Pending("PUT", _WS + r"/models/[^/]+/versions/[^/]+", "2023-08-01-preview", _MFE),
     Pending("PUT", _WS + r"/serverlessEndpoints/[^/]+", "2024-10-01", _MFE),
@@ -59,6 +57,9 @@ TOLERATED = (
               "azure-ai-ml 1.35 lower-cases the first letter of the task it is given "
               "(CustomModelFineTuningJob.__init__), so it sends 'chatCompletion' although its own REST "
               "enum and mfe.json 2024-10-01-preview say 'ChatCompletion'"),
+    Tolerated("Deployments_CreateOrUpdate", "$.properties.mode", "incremental",
+              "azure-ai-ml 1.35 deploys the hub/project template with mode='incremental' "
+              "(ArmDeploymentExecutor); resources.json 2020-06-01 says 'Incremental'"),
 )
 
 
