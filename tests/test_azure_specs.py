@@ -384,3 +384,30 @@ def test_template_deployment_bodies_follow_the_2020_06_01_spec(mutate, json_path
     problems = check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body)
     assert any("Deployments_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
                for p in problems), problems
+
+
+DATA_PUT = _DATA + "xbox-chat/versions/f6b2eac4a2ee2f267b3f2081"
+SDK_DATA = {"properties": {
+    "dataType": "uri_file", "description": "Xbox support conversations", "isAnonymous": False, "isArchived": False,
+    "dataUri": "azureml://datastores/workspaceblobstore/paths/LocalUpload/511daf94/training.jsonl",
+    "properties": {}, "tags": {"foundryctl.owner": "xbox-chat", "foundryctl.examples": "65"}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda p: p.update(dataType="jsonl"), "$.properties.dataType", "'jsonl' is not one of"),
+    (lambda p: p.update(dataUri=""), "$.properties.dataUri", "is too short"),
+    (lambda p: p.pop("dataUri"), "$.properties", "'dataUri' is a required property"),
+    (lambda p: p["tags"].update({"foundryctl.examples": 65}), "$.properties.tags.foundryctl.examples",
+     "is not of type 'string'"),
+    (lambda p: p.update(isArchived="no"), "$.properties.isArchived", "is not of type 'boolean'"),
+    (lambda p: p.update(version="1"), "$.properties", "Additional properties are not allowed ('version'"),
+    (lambda p: p.update(intellectualProperty={"publisher": "x"}), "$.properties.intellectualProperty", "not vendored"),
+])
+def test_data_version_bodies_follow_the_2023_04_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    """DataVersions_CreateOrUpdate (mfe.json 2023-04-01-preview): every training/validation file registered."""
+    body = copy.deepcopy(SDK_DATA)
+    assert check_call("PUT", ARM + DATA_PUT, "2023-04-01-preview", body) == []
+    mutate(body["properties"])
+    problems = check_call("PUT", ARM + DATA_PUT, "2023-04-01-preview", body)
+    assert any("DataVersions_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems
