@@ -395,7 +395,7 @@ SDK_DATA = {"properties": {
 
 @pytest.mark.parametrize(("mutate", "json_path", "message"), [
     (lambda p: p.update(dataType="jsonl"), "$.properties.dataType", "'jsonl' is not one of"),
-    (lambda p: p.update(dataUri=""), "$.properties.dataUri", "is too short"),
+    (lambda p: p.update(dataUri=""), "$.properties.dataUri", "does not match"),
     (lambda p: p.pop("dataUri"), "$.properties", "'dataUri' is a required property"),
     (lambda p: p["tags"].update({"foundryctl.examples": 65}), "$.properties.tags.foundryctl.examples",
      "is not of type 'string'"),
