@@ -411,3 +411,28 @@ def test_data_version_bodies_follow_the_2023_04_01_preview_spec(mutate, json_pat
     problems = check_call("PUT", ARM + DATA_PUT, "2023-04-01-preview", body)
     assert any("DataVersions_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
                for p in problems), problems
+
+
+MODEL_PUT = WORKSPACE.replace("ft-hub", "xbox-support") + "/models/xbox-agent/versions/1"
+SDK_MODEL = {"properties": {"flavors": {"mlflow": {"data": {}}}, "isAnonymous": False, "isArchived": True,
+                            "jobName": "xbox-agent-6fc2bc7f", "modelType": "mlflow_model",
+                            "modelUri": "azureml://locations/eastus2/workspaces/xbox-support/models/xbox-agent/versions/1",
+                            "properties": {}, "tags": {}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda p: p["flavors"]["mlflow"].update(data={"python_version": 3}), "$.properties.flavors.mlflow.data.python_version",
+     "is not of type 'string'"),
+    (lambda p: p["flavors"].update(mlflow={"loader": "x"}), "$.properties.flavors.mlflow", "Additional properties"),
+    (lambda p: p.update(isArchived="true"), "$.properties.isArchived", "is not of type 'boolean'"),
+    (lambda p: p.update(provisioningState="Succeeded"), "$.properties.provisioningState", "read-only"),
+    (lambda p: p.update(modelUri=7), "$.properties.modelUri", "is not of type 'string'"),
+])
+def test_model_version_bodies_follow_the_2023_08_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    """ModelVersions_CreateOrUpdate (mfe.json 2023-08-01-preview): the archive/restore of a registered model."""
+    body = copy.deepcopy(SDK_MODEL)
+    assert check_call("PUT", ARM + MODEL_PUT, "2023-08-01-preview", body) == []
+    mutate(body["properties"])
+    problems = check_call("PUT", ARM + MODEL_PUT, "2023-08-01-preview", body)
+    assert any("ModelVersions_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems

@@ -37,7 +37,6 @@ class Pending:
 _WS = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+"
 _MFE = "spec not vendored yet (mfe.json of this api-version)"
 PENDING = (
-    Pending("PUT", _WS + r"/models/[^/]+/versions/[^/]+", "2023-08-01-preview", _MFE),
     Pending("PUT", _WS + r"/serverlessEndpoints/[^/]+", "2024-10-01", _MFE),
     Pending("POST", _WS + r"/serverlessEndpoints/[^/]+/regenerateKeys", "2024-01-01-preview", _MFE),
 )
