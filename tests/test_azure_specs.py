@@ -436,3 +436,19 @@ def test_model_version_bodies_follow_the_2023_08_01_preview_spec(mutate, json_pa
     problems = check_call("PUT", ARM + MODEL_PUT, "2023-08-01-preview", body)
     assert any("ModelVersions_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
                for p in problems), problems
+
+
+@pytest.mark.parametrize(("body", "json_path", "message"), [
+    ({"keyType": "Tertiary"}, "$.keyType", "'Tertiary' is not one of ['Primary', 'Secondary']"),
+    ({}, "$", "'keyType' is a required property"),
+    ({"keyType": "Primary", "keyValue": 12}, "$.keyValue", "is not of type 'string'"),
+    ({"keyType": "Primary", "regenerate": True}, "$", "Additional properties are not allowed"),
+])
+def test_serverless_regenerate_keys_bodies_follow_the_2024_01_01_preview_spec(body: dict, json_path: str,
+                                                                              message: str) -> None:
+    """ServerlessEndpoints_RegenerateKeys: `deployments regenerate-key`."""
+    path = SERVERLESS_PUT + "/regenerateKeys"
+    assert check_call("POST", ARM + path, "2024-01-01-preview", {"keyType": "Secondary"}) == []
+    problems = check_call("POST", ARM + path, "2024-01-01-preview", body)
+    assert any("ServerlessEndpoints_RegenerateKeys (POST" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems

@@ -38,7 +38,6 @@ _WS = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLe
 _MFE = "spec not vendored yet (mfe.json of this api-version)"
 PENDING = (
     Pending("PUT", _WS + r"/serverlessEndpoints/[^/]+", "2024-10-01", _MFE),
-    Pending("POST", _WS + r"/serverlessEndpoints/[^/]+/regenerateKeys", "2024-01-01-preview", _MFE),
 )
 
 
