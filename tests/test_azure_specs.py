@@ -452,3 +452,29 @@ def test_serverless_regenerate_keys_bodies_follow_the_2024_01_01_preview_spec(bo
     problems = check_call("POST", ARM + path, "2024-01-01-preview", body)
     assert any("ServerlessEndpoints_RegenerateKeys (POST" in p and f"at {json_path}: " in p and message in p
                for p in problems), problems
+
+
+SDK_SERVERLESS_2024_10 = {"location": "eastus2", "sku": {"name": "Consumption"}, "tags": {},
+                          "properties": {"authMode": "Key", "contentSafety": {"contentSafetyStatus": "Disabled"},
+                                         "modelSettings": {"modelId": SDK_SERVERLESS["properties"]["modelSettings"]["modelId"]}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b["properties"].pop("authMode"), "$.properties", "'authMode' is a required property"),
+    (lambda b: b["properties"].update(authMode="AAD"), "$.properties.authMode", "'AAD' is not one of ['Key']"),
+    (lambda b: b["properties"].update(contentSafety={"contentSafetyStatus": "Off"}),
+     "$.properties.contentSafety.contentSafetyStatus", "'Off' is not one of"),
+    (lambda b: b["properties"].update(contentSafety={}), "$.properties.contentSafety",
+     "'contentSafetyStatus' is a required property"),
+    (lambda b: b["properties"].update(offer={"publisher": "x", "offerName": "y"}), "$.properties",
+     "Additional properties are not allowed ('offer'"),  # 2024-01-01-preview's offer is gone in 2024-10-01
+    (lambda b: b.pop("location"), "$", "'location' is a required property"),
+])
+def test_serverless_endpoint_bodies_follow_the_2024_10_01_spec(mutate, json_path: str, message: str) -> None:
+    """ServerlessEndpoints_CreateOrUpdate (stable mfe.json 2024-10-01): the content-safety endpoint PUT."""
+    body = copy.deepcopy(SDK_SERVERLESS_2024_10)
+    assert check_call("PUT", ARM + SERVERLESS_PUT, "2024-10-01", body) == []
+    mutate(body)
+    problems = check_call("PUT", ARM + SERVERLESS_PUT, "2024-10-01", body)
+    assert any("ServerlessEndpoints_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems
