@@ -91,7 +91,7 @@ def test_a_missing_body_is_refused_when_the_spec_requires_one() -> None:
     assert [v.message for v in registry().check(op, None)] == ["a request body is required"]
 
 
-def test_unvendored_operations_and_api_versions_fail_unless_pending() -> None:
+def test_unvendored_operations_and_api_versions_fail_unless_pending(monkeypatch: pytest.MonkeyPatch) -> None:
     assert check_call("PUT", ARM + ROLE_PUT, "2022-04-01", GOOD_ROLE) == []
     [drift] = check_call("PUT", ARM + ROLE_PUT, "2020-10-01-preview", GOOD_ROLE)
     assert "no vendored spec" in drift and "vendored api-versions: 2022-04-01" in drift
@@ -100,9 +100,14 @@ def test_unvendored_operations_and_api_versions_fail_unless_pending() -> None:
     # Bodies to other hosts, and body-less requests, are out of scope.
     assert check_call("PATCH", "https://eastus2.api.azureml.ms/history/v1.0/runs/r", "v1.0", {"hidden": True}) == []
     assert check_call("POST", ARM + "/subscriptions/s/providers/Microsoft.Foo/register", "2025-04-01", None) == []
-    job = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w/jobs/j")
-    assert check_call("PUT", ARM + job, "2024-10-01-preview", {"properties": {}}) == []
-    assert any(p.api_version == "2024-10-01-preview" for p in PENDING)
+    from specs import contract
+
+    bar = "/subscriptions/s/providers/Microsoft.Foo/bars/b"
+    monkeypatch.setattr(contract, "PENDING", (contract.Pending("PUT", r"/subscriptions/[^/]+/providers/"
+                                                               r"Microsoft\.Foo/bars/[^/]+", "2025-01-01", "demo"),))
+    assert check_call("PUT", ARM + bar, "2025-01-01", {"a": 1}) == []
+    assert check_call("PUT", ARM + bar, "2025-02-01", {"a": 1}) != []  # pending is per api-version
+    assert all(p.why for p in PENDING)
 
 
 def test_polymorphism_allof_and_nullable_are_translated(tmp_path: Path) -> None:
@@ -199,3 +204,277 @@ def test_foundry_rai_policy_bodies_follow_the_2025_06_01_spec(filter_update: dic
     [violation] = specs.check(op, body)
     assert violation.json_path.startswith("$.properties.contentFilters[0].") and message in violation.message
     assert [v.json_path for v in specs.check(op, {"properties": {"type": "UserManaged"}})] == ["$.properties.type"]
+
+
+CS_ACCOUNT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+              "Microsoft.CognitiveServices/accounts/ft-foundry")
+# What the Foundry kinds send (recorded from tests/test_azure_foundry.py).
+FOUNDRY_ACCOUNT = {"identity": {"type": "SystemAssigned"}, "kind": "AIServices", "location": "eastus2",
+                   "properties": {"allowProjectManagement": True, "customSubDomainName": "ft-foundry-demo",
+                                  "disableLocalAuth": False, "publicNetworkAccess": "Enabled", "restore": True},
+                   "sku": {"name": "S0"}, "tags": {"team": "ml"}}
+FOUNDRY_PROJECT = {"identity": {"type": "SystemAssigned"}, "location": "eastus2",
+                   "properties": {"description": "", "displayName": "Support bot"}, "tags": {}}
+
+
+@pytest.mark.parametrize(("method", "path", "good", "mutate", "json_path", "message"), [
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["properties"].update(publicNetworkAccess="Public"),
+     "$.properties.publicNetworkAccess", "'Public' is not one of ['Enabled', 'Disabled']"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["properties"].update(allowProjectManagement="yes"),
+     "$.properties.allowProjectManagement", "is not of type 'boolean'"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["identity"].update(type="Managed"),
+     "$.identity.type", "'Managed' is not one of"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b.update(sku={"tier": "Standard"}), "$.sku", "'name' is a required"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b["properties"].update(endpoint="https://x"),
+     "$.properties.endpoint", "read-only"),
+    ("PUT", CS_ACCOUNT, FOUNDRY_ACCOUNT, lambda b: b.update(etag="W/1"), "$.etag", "read-only"),  # AzureEntityResource
+    ("PATCH", CS_ACCOUNT, {"properties": {"publicNetworkAccess": "Disabled"}, "tags": {}},
+     lambda b: b.update(tags={"team": 1}), "$.tags.team", "is not of type 'string'"),
+    ("PUT", CS_ACCOUNT + "/projects/support", FOUNDRY_PROJECT, lambda b: b["properties"].update(isDefault=True),
+     "$.properties.isDefault", "read-only"),
+    ("PUT", CS_ACCOUNT + "/projects/support", FOUNDRY_PROJECT, lambda b: b["properties"].update(displayName=5),
+     "$.properties.displayName", "is not of type 'string'"),
+    ("PUT", CS_ACCOUNT + "/projects/support", FOUNDRY_PROJECT, lambda b: b["identity"].update(principalId="p"),
+     "$.identity.principalId", "read-only"),
+])
+def test_foundry_account_and_project_bodies_follow_the_2025_06_01_spec(method: str, path: str, good: dict, mutate,
+                                                                       json_path: str, message: str) -> None:
+    """Accounts_Create, Accounts_Update and Projects_Create (Microsoft.CognitiveServices 2025-06-01) refuse bad bodies."""
+    body = copy.deepcopy(good)
+    assert check_call(method, ARM + path, "2025-06-01", body) == []
+    mutate(body)
+    problems = check_call(method, ARM + path, "2025-06-01", body)
+    assert any(f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+WORKSPACE = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+             "Microsoft.MachineLearningServices/workspaces/ft-hub")
+
+
+@pytest.mark.parametrize(("body", "json_path", "message"), [
+    ({"properties": {"publicNetworkAccess": "Off"}}, "$.properties.publicNetworkAccess", "'Off' is not one of"),
+    ({"properties": {"friendlyName": ["a"]}}, "$.properties.friendlyName", "is not of type 'string'"),
+    ({"properties": {}, "tags": {"team": None}}, "$.tags.team", "is not of type 'string'"),
+    ({"identity": {"type": "Both"}}, "$.identity.type", "'Both' is not one of"),
+    # A subtree the trimmed spec leaves out is refused, not passed unchecked.
+    ({"properties": {"managedNetwork": {"isolationMode": "Disabled"}}}, "$.properties.managedNetwork", "not vendored"),
+])
+def test_workspace_patch_bodies_follow_the_2024_10_01_preview_spec(body: dict, json_path: str, message: str) -> None:
+    """Workspaces_Update (workspaceRP.json 2024-10-01-preview), the hub/project update the SDK sends."""
+    good = {"properties": {"description": "Hub for fine-tuning", "friendlyName": "Fine-tuning"}, "tags": {"team": "ml"}}
+    assert check_call("PATCH", ARM + WORKSPACE, "2024-10-01-preview", good) == []
+    problems = check_call("PATCH", ARM + WORKSPACE, "2024-10-01-preview", body)
+    assert any(f"Workspaces_Update (PATCH" in p and f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+def test_a_reference_that_is_not_vendored_is_refused_only_when_the_body_reaches_it(tmp_path: Path) -> None:
+    root = tmp_path / "azure-rest-api-specs"
+    spec = root / "specification/demo/stable/2024-01-01/demo.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({
+        "swagger": "2.0", "info": {"version": "2024-01-01"},
+        "paths": {"/things/{name}": {"put": {"operationId": "Things_Put", "parameters": [
+            {"in": "body", "name": "body", "required": True, "schema": {"$ref": "#/definitions/Thing"}}]}}},
+        "definitions": {"Thing": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "network": {"$ref": "#/definitions/TrimmedOut"},
+            "shared": {"$ref": "../../../common/v9/types.json#/definitions/Elsewhere"}}}}}))
+    specs = SpecRegistry(root)
+    op = specs.operation("PUT", "/things/a", "2024-01-01")
+    assert specs.check(op, {"name": "a"}) == []
+    [network] = specs.check(op, {"name": "a", "network": {}})
+    assert network.json_path == "$.network" and "'#/definitions/TrimmedOut' is not vendored" in network.message
+    [shared] = specs.check(op, {"shared": 1})
+    assert shared.json_path == "$.shared" and "Elsewhere' is not vendored" in shared.message
+
+
+JOB_PUT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/"
+           "Microsoft.MachineLearningServices/workspaces/xbox-support/jobs/xbox-agent-6fc2bc7f")
+_DATA = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-foundry/providers/" \
+        "Microsoft.MachineLearningServices/workspaces/xbox-support/data/"
+# The FineTuning job azure-ai-ml 1.35 sends for a chat fine-tune (recorded from tests/test_azure_data_jobs.py).
+SDK_JOB = {"properties": {
+    "description": "", "displayName": "xbox-agent", "experimentName": "xbox-agent", "isArchived": False,
+    "jobType": "FineTuning", "properties": {}, "tags": {"foundryctl.owner": "xbox-agent"},
+    "fineTuningDetails": {
+        "hyperParameters": {"learning_rate": "0.0002", "num_train_epochs": "3", "per_device_train_batch_size": "4"},
+        "model": {"jobInputType": "mlflow_model",
+                  "uri": "azureml://registries/azureml/models/Phi-4-mini-instruct/versions/3"},
+        "modelProvider": "Custom", "taskType": "chatCompletion",
+        "trainingData": {"jobInputType": "uri_file", "uri": _DATA + "xbox-chat/versions/f6b2eac4a2ee2f267b3f2081"},
+        "validationData": {"jobInputType": "uri_file",
+                           "uri": _DATA + "xbox-chat-validation/versions/f6b2eac4a2ee2f267b3f2081"}},
+    "outputs": {"registered_model": {"assetName": "xbox-agent", "jobOutputType": "mlflow_model"}}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda p: p.update(jobType="Finetuning"), "$.properties.jobType", "'Finetuning' is not one of"),
+    (lambda p: p.pop("outputs"), "$.properties", "'outputs' is a required property"),
+    (lambda p: p["fineTuningDetails"].pop("trainingData"), "$.properties.fineTuningDetails",
+     "'trainingData' is a required property"),
+    (lambda p: p["fineTuningDetails"].update(modelProvider="OpenAI"), "$.properties.fineTuningDetails.modelProvider",
+     "'OpenAI' is not one of"),
+    (lambda p: p["fineTuningDetails"]["hyperParameters"].update(num_train_epochs=3),
+     "$.properties.fineTuningDetails.hyperParameters.num_train_epochs", "is not of type 'string'"),
+    (lambda p: p["fineTuningDetails"]["model"].update(jobInputType="model"),
+     "$.properties.fineTuningDetails.model.jobInputType", "'model' is not one of"),
+    (lambda p: p["fineTuningDetails"]["trainingData"].pop("uri"), "$.properties.fineTuningDetails.trainingData",
+     "'uri' is a required property"),
+    (lambda p: p["outputs"]["registered_model"].update(assetVersion="1"), "$.properties.outputs.registered_model",
+     "Additional properties are not allowed ('assetVersion' was unexpected)"),
+    (lambda p: p.update(status="Running"), "$.properties.status", "read-only"),
+    # The tolerated SDK casing is exactly one value: another wrong casing still fails.
+    (lambda p: p["fineTuningDetails"].update(taskType="chat_completion"), "$.properties.fineTuningDetails.taskType",
+     "'chat_completion' is not one of"),
+])
+def test_fine_tuning_job_bodies_follow_the_2024_10_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    """Jobs_CreateOrUpdate (mfe.json 2024-10-01-preview): the FineTuning job, Custom model provider."""
+    body = copy.deepcopy(SDK_JOB)
+    assert check_call("PUT", ARM + JOB_PUT, "2024-10-01-preview", body) == []
+    mutate(body["properties"])
+    problems = check_call("PUT", ARM + JOB_PUT, "2024-10-01-preview", body)
+    assert any("Jobs_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+def test_the_sdks_task_casing_is_the_only_tolerated_deviation_and_the_spec_value_passes() -> None:
+    from specs.contract import TOLERATED
+
+    op = registry().operation("PUT", JOB_PUT, "2024-10-01-preview")
+    raw = [v.message for v in registry().check(op, SDK_JOB)]
+    assert len(raw) == 1 and raw[0].startswith("'chatCompletion' is not one of"), raw  # the spec does refuse it
+    assert [t.value for t in TOLERATED] == ["chatCompletion", "incremental"]
+    spec_value = copy.deepcopy(SDK_JOB)
+    spec_value["properties"]["fineTuningDetails"]["taskType"] = "ChatCompletion"
+    assert registry().check(op, spec_value) == []
+
+
+@pytest.mark.parametrize(("body", "json_path", "message"), [
+    ({"expirableSecret": "yes", "expireAfterHours": 1}, "$.expirableSecret", "is not of type 'boolean'"),
+    ({"expirableSecret": True, "expireAfterHours": 1.5}, "$.expireAfterHours", "is not of type 'integer'"),
+    ({"expirableSecret": True, "expiresIn": "PT1H"}, "$", "Additional properties are not allowed"),
+])
+def test_datastore_list_secrets_bodies_follow_the_2024_10_01_preview_spec(body: dict, json_path: str,
+                                                                           message: str) -> None:
+    """Datastores_ListSecrets: the expiring-secret request azure-ai-ml sends before every upload."""
+    path = WORKSPACE.replace("ft-hub", "xbox-support") + "/datastores/workspaceblobstore/listSecrets"
+    assert check_call("POST", ARM + path, "2024-10-01-preview", {"expirableSecret": True, "expireAfterHours": 1}) == []
+    problems = check_call("POST", ARM + path, "2024-10-01-preview", body)
+    assert any(f"at {json_path}: " in p and message in p for p in problems), problems
+
+
+ARM_DEPLOYMENT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/rg-foundry/providers/"
+                  "Microsoft.Resources/deployments/ft-hub-2435383")
+SDK_DEPLOYMENT = {"properties": {"mode": "incremental", "template": {"$schema": "x", "resources": []},
+                                 "parameters": {"kind": {"value": "hub"}, "location": {"value": "eastus2"}}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b["properties"].update(mode="Partial"), "$.properties.mode", "'Partial' is not one of"),
+    (lambda b: b["properties"].pop("mode"), "$.properties", "'mode' is a required property"),
+    (lambda b: b["properties"].update(parameters=[1]), "$.properties.parameters", "is not of type 'object'"),
+    (lambda b: b["properties"].update(parametersLink={}), "$.properties.parametersLink", "'uri' is a required"),
+    (lambda b: b.pop("properties"), "$", "'properties' is a required property"),
+    (lambda b: b.update(tags={"a": 1}), "$.tags.a", "is not of type 'string'"),
+])
+def test_template_deployment_bodies_follow_the_2020_06_01_spec(mutate, json_path: str, message: str) -> None:
+    """Deployments_CreateOrUpdate (resources.json 2020-06-01): the hub/project template azure-ai-ml deploys."""
+    body = copy.deepcopy(SDK_DEPLOYMENT)
+    assert check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body) == []  # 'incremental' is tolerated
+    mutate(body)
+    problems = check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body)
+    assert any("Deployments_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems
+
+
+DATA_PUT = _DATA + "xbox-chat/versions/f6b2eac4a2ee2f267b3f2081"
+SDK_DATA = {"properties": {
+    "dataType": "uri_file", "description": "Xbox support conversations", "isAnonymous": False, "isArchived": False,
+    "dataUri": "azureml://datastores/workspaceblobstore/paths/LocalUpload/511daf94/training.jsonl",
+    "properties": {}, "tags": {"foundryctl.owner": "xbox-chat", "foundryctl.examples": "65"}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda p: p.update(dataType="jsonl"), "$.properties.dataType", "'jsonl' is not one of"),
+    (lambda p: p.update(dataUri=""), "$.properties.dataUri", "does not match"),
+    (lambda p: p.pop("dataUri"), "$.properties", "'dataUri' is a required property"),
+    (lambda p: p["tags"].update({"foundryctl.examples": 65}), "$.properties.tags.foundryctl.examples",
+     "is not of type 'string'"),
+    (lambda p: p.update(isArchived="no"), "$.properties.isArchived", "is not of type 'boolean'"),
+    (lambda p: p.update(version="1"), "$.properties", "Additional properties are not allowed ('version'"),
+    (lambda p: p.update(intellectualProperty={"publisher": "x"}), "$.properties.intellectualProperty", "not vendored"),
+])
+def test_data_version_bodies_follow_the_2023_04_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    """DataVersions_CreateOrUpdate (mfe.json 2023-04-01-preview): every training/validation file registered."""
+    body = copy.deepcopy(SDK_DATA)
+    assert check_call("PUT", ARM + DATA_PUT, "2023-04-01-preview", body) == []
+    mutate(body["properties"])
+    problems = check_call("PUT", ARM + DATA_PUT, "2023-04-01-preview", body)
+    assert any("DataVersions_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems
+
+
+MODEL_PUT = WORKSPACE.replace("ft-hub", "xbox-support") + "/models/xbox-agent/versions/1"
+SDK_MODEL = {"properties": {"flavors": {"mlflow": {"data": {}}}, "isAnonymous": False, "isArchived": True,
+                            "jobName": "xbox-agent-6fc2bc7f", "modelType": "mlflow_model",
+                            "modelUri": "azureml://locations/eastus2/workspaces/xbox-support/models/xbox-agent/versions/1",
+                            "properties": {}, "tags": {}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda p: p["flavors"]["mlflow"].update(data={"python_version": 3}), "$.properties.flavors.mlflow.data.python_version",
+     "is not of type 'string'"),
+    (lambda p: p["flavors"].update(mlflow={"loader": "x"}), "$.properties.flavors.mlflow", "Additional properties"),
+    (lambda p: p.update(isArchived="true"), "$.properties.isArchived", "is not of type 'boolean'"),
+    (lambda p: p.update(provisioningState="Succeeded"), "$.properties.provisioningState", "read-only"),
+    (lambda p: p.update(modelUri=7), "$.properties.modelUri", "is not of type 'string'"),
+])
+def test_model_version_bodies_follow_the_2023_08_01_preview_spec(mutate, json_path: str, message: str) -> None:
+    """ModelVersions_CreateOrUpdate (mfe.json 2023-08-01-preview): the archive/restore of a registered model."""
+    body = copy.deepcopy(SDK_MODEL)
+    assert check_call("PUT", ARM + MODEL_PUT, "2023-08-01-preview", body) == []
+    mutate(body["properties"])
+    problems = check_call("PUT", ARM + MODEL_PUT, "2023-08-01-preview", body)
+    assert any("ModelVersions_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems
+
+
+@pytest.mark.parametrize(("body", "json_path", "message"), [
+    ({"keyType": "Tertiary"}, "$.keyType", "'Tertiary' is not one of ['Primary', 'Secondary']"),
+    ({}, "$", "'keyType' is a required property"),
+    ({"keyType": "Primary", "keyValue": 12}, "$.keyValue", "is not of type 'string'"),
+    ({"keyType": "Primary", "regenerate": True}, "$", "Additional properties are not allowed"),
+])
+def test_serverless_regenerate_keys_bodies_follow_the_2024_01_01_preview_spec(body: dict, json_path: str,
+                                                                              message: str) -> None:
+    """ServerlessEndpoints_RegenerateKeys: `deployments regenerate-key`."""
+    path = SERVERLESS_PUT + "/regenerateKeys"
+    assert check_call("POST", ARM + path, "2024-01-01-preview", {"keyType": "Secondary"}) == []
+    problems = check_call("POST", ARM + path, "2024-01-01-preview", body)
+    assert any("ServerlessEndpoints_RegenerateKeys (POST" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems
+
+
+SDK_SERVERLESS_2024_10 = {"location": "eastus2", "sku": {"name": "Consumption"}, "tags": {},
+                          "properties": {"authMode": "Key", "contentSafety": {"contentSafetyStatus": "Disabled"},
+                                         "modelSettings": {"modelId": SDK_SERVERLESS["properties"]["modelSettings"]["modelId"]}}}
+
+
+@pytest.mark.parametrize(("mutate", "json_path", "message"), [
+    (lambda b: b["properties"].pop("authMode"), "$.properties", "'authMode' is a required property"),
+    (lambda b: b["properties"].update(authMode="AAD"), "$.properties.authMode", "'AAD' is not one of ['Key']"),
+    (lambda b: b["properties"].update(contentSafety={"contentSafetyStatus": "Off"}),
+     "$.properties.contentSafety.contentSafetyStatus", "'Off' is not one of"),
+    (lambda b: b["properties"].update(contentSafety={}), "$.properties.contentSafety",
+     "'contentSafetyStatus' is a required property"),
+    (lambda b: b["properties"].update(offer={"publisher": "x", "offerName": "y"}), "$.properties",
+     "Additional properties are not allowed ('offer'"),  # 2024-01-01-preview's offer is gone in 2024-10-01
+    (lambda b: b.pop("location"), "$", "'location' is a required property"),
+])
+def test_serverless_endpoint_bodies_follow_the_2024_10_01_spec(mutate, json_path: str, message: str) -> None:
+    """ServerlessEndpoints_CreateOrUpdate (stable mfe.json 2024-10-01): the content-safety endpoint PUT."""
+    body = copy.deepcopy(SDK_SERVERLESS_2024_10)
+    assert check_call("PUT", ARM + SERVERLESS_PUT, "2024-10-01", body) == []
+    mutate(body)
+    problems = check_call("PUT", ARM + SERVERLESS_PUT, "2024-10-01", body)
+    assert any("ServerlessEndpoints_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
+               for p in problems), problems

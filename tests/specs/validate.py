@@ -9,7 +9,10 @@ dialect is translated first:
 - `discriminator` / `x-ms-discriminator-value`: the value picks the derived definition;
 - `readOnly` (or `x-ms-mutability` without create/update) properties must not be sent (so the
   definitions only they reach need not be vendored);
-- `x-nullable` admits null; `required` and `enum` are enforced as written.
+- `x-nullable` admits null; `required` and `enum` are enforced as written;
+- a `$ref` to a definition (or file) that is not vendored is refused when the body reaches
+  it: a trimmed spec may leave out the subtrees the backend never sends, and a body that
+  starts sending one fails until its definition is vendored.
 
 Adding an API is adding its (trimmed) spec file and examples: nothing here names an operation.
 """
@@ -72,8 +75,14 @@ def _read_only(validator: Any, value: Any, instance: Any, schema: dict) -> Itera
         yield ValidationError("is read-only: a request must not send it")
 
 
+def _not_vendored(validator: Any, ref: str, instance: Any, schema: dict) -> Iterator[ValidationError]:
+    yield ValidationError(f"its schema {ref!r} is not vendored in tests/specs (trimmed out): vendor it to "
+                          "check this part of the body")
+
+
 # Draft 7 treats readOnly as an annotation; a request body must not carry one.
-RequestValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"readOnly": _read_only})
+RequestValidator = jsonschema.validators.extend(jsonschema.Draft7Validator,
+                                                {"readOnly": _read_only, "notVendored": _not_vendored})
 
 
 class SchemaBuilder:
@@ -94,6 +103,8 @@ class SchemaBuilder:
         return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{rel}.{name}") + (".plain" if plain else "")
 
     def ref(self, ref: str, file: Path) -> dict[str, Any]:
+        if not self.registry.is_vendored(ref, file):
+            return {"notVendored": ref}
         target, name = self.registry.resolve_definition(ref, file)
         descendants = self.registry.descendants(target, name)
         plain_key = self._define_plain(target, name)
@@ -231,6 +242,15 @@ class SpecRegistry:
         if not match:
             raise ValueError(f"{ref}: only #/definitions/NAME references are supported in schemas")
         return target, match.group(1)
+
+    def is_vendored(self, ref: str, file: Path) -> bool:
+        """Whether the definition `ref` names, and every allOf ancestor of it, is in the vendored files."""
+        try:
+            target, name = self.resolve_definition(ref, file)
+            self.lineage(target, name)
+        except (FileNotFoundError, KeyError):
+            return False
+        return True
 
     def definition(self, file: Path, name: str) -> dict[str, Any]:
         return self.document(file)["definitions"][name]
