@@ -14,6 +14,9 @@ MODEL_VERSIONS = f"{WORKSPACES}/models/versions"
 ENDPOINTS = f"{WORKSPACES}/serverlessEndpoints"
 COGNITIVE_ACCOUNTS = "Microsoft.CognitiveServices/accounts"
 ACCOUNT_PROJECTS = f"{COGNITIVE_ACCOUNTS}/projects"
+# A Foundry project's fine-tuning job as foundryctl names it (Azure's job lives in the account,
+# as ftjob-ID; the local backend keeps it under the project).
+ACCOUNT_FINETUNING_JOBS = f"{ACCOUNT_PROJECTS}/fineTuningJobs"
 DELETED_ACCOUNTS = "Microsoft.CognitiveServices/deletedAccounts"
 
 

@@ -159,6 +159,11 @@ def foundry_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
             f"Azure OpenAI fine-tuning has no setting for {', '.join(ignored)}: "
             f"{'it applies' if len(ignored) == 1 else 'they apply'} to the local runner only",
             decl.position_of(("hyperparameters", ignored[0])), decl.address, code="local-only-setting"))
+    if not on_azure and spec.method == "dpo" and spec.method in model.methods:
+        out.append(Diagnostic.warning(
+            f"the local backend trains {model.local_substitute} in place of {model.name}, and trains "
+            "method: dpo supervised on each example's preferred output (its runner has no preference loss)",
+            decl.position_of(("method",)), decl.address, code="local-substitute"))
     if manifest.check_files:
         out.extend(file_checks(decl, model))
     return out

@@ -630,6 +630,38 @@ class LocalCloud:
             self._delete_with_assignments(db, resource.id)
         return True
 
+    # -- fine-tuning jobs of Foundry projects ----------------------------------------------
+
+    def account_job_directory(self, project_id: str, job_name: str) -> Path:
+        project = self.get(project_id)
+        if project is None or project.type != arm.ACCOUNT_PROJECTS:
+            raise BackendError("ResourceNotFound", f"Project '{project_id}' was not found.")
+        account = arm.last_segment(project.parent_id or "")
+        return self.directory / "jobs" / "foundry" / account / project.name / job_name
+
+    def create_account_job(self, project_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """A Foundry project's fine-tuning job (the same one again when it exists: its name is
+        derived from what it trains)."""
+        resource_id = f"{project_id}/fineTuningJobs/{name}"
+        with self._request(), self._write() as db:
+            project = self._get_locked(db, project_id)
+            if project is None or project.type != arm.ACCOUNT_PROJECTS:
+                raise BackendError("ResourceNotFound", f"Project '{project_id}' was not found; a fine-tuning "
+                                   "job needs an existing Foundry project.")
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                return existing
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.ACCOUNT_FINETUNING_JOBS, name, None, project.location,
+                                   project.id, properties, {}, _etag(), "Succeeded", stamp, stamp, current_user())
+            self._insert(db, resource)
+        return resource
+
+    def delete_account_job(self, job_id: str) -> bool:
+        with self._request(), self._write() as db:
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (job_id, arm.ACCOUNT_FINETUNING_JOBS)).rowcount > 0
+
     # -- data assets (a project's data store and its versioned assets) ---------------------
 
     def _datastore(self, workspace: ArmResource) -> Path:
