@@ -10,7 +10,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from conftest import PRINCIPAL, Project, require
 
 JOB = "FineTuneJob.tone"

@@ -11,9 +11,9 @@ import click
 from foundryctl.cli.common import (
     console,
     handle_errors,
+    load_stack,
     local_directory,
     manifest_options,
-    load_stack,
     one_record,
     print_log,
 )

@@ -114,7 +114,11 @@ def _sha256(decl: ResourceDecl, written: str) -> str | None:
 
 def foundry_checks(decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
     from foundryctl import catalog
-    from foundryctl.kinds.finetune_job import LOCAL_ONLY_HYPERPARAMETERS, Hyperparameters, runner_checks
+    from foundryctl.kinds.finetune_job import (
+        LOCAL_ONLY_HYPERPARAMETERS,
+        Hyperparameters,
+        runner_checks,
+    )
 
     spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
     on_azure = manifest.backend.type == "azure"

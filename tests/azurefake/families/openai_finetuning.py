@@ -228,8 +228,8 @@ class OpenAIFineTuning:
     def _finish(self, job: dict[str, Any]) -> None:
         epochs = int(job["hyperparameters"]["n_epochs"])
         steps_per_epoch = 4
-        rows = ["step,train_loss,train_mean_token_accuracy,valid_loss,validation_mean_token_accuracy,"
-                "full_valid_loss,full_valid_mean_token_accuracy"]
+        rows = [("step,train_loss,train_mean_token_accuracy,valid_loss,validation_mean_token_accuracy,"
+                 "full_valid_loss,full_valid_mean_token_accuracy")]
         for step in range(1, epochs * steps_per_epoch + 1):
             loss = 2.0 / step
             end_of_epoch = step % steps_per_epoch == 0
@@ -305,13 +305,13 @@ class OpenAIFineTuning:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's names
+            def do_GET(self) -> None:
                 self._serve("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._serve("POST")
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 self._serve("DELETE")
 
         return Handler

@@ -63,13 +63,16 @@ from foundryctl.backends.azure.handlers.base import (
     parse_child_id,
     read_json_tag,
 )
-from foundryctl.backends.azure.handlers.foundry_finetune import JOBS as FOUNDRY_JOBS
-from foundryctl.backends.azure.handlers.foundry_finetune import FoundryFineTuning, is_foundry_job
 from foundryctl.backends.azure.handlers.dataset import (
     ATTRIBUTES_TAG,
     DATA_API_VERSION,
     TAG,
     asset_version,
+)
+from foundryctl.backends.azure.handlers.foundry_finetune import JOBS as FOUNDRY_JOBS
+from foundryctl.backends.azure.handlers.foundry_finetune import (
+    FoundryFineTuning,
+    is_foundry_job,
 )
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError

@@ -324,8 +324,9 @@ class FoundryFineTuning:
                                    f"{int(waited)} s (job_wait_timeout)",
                                    hint="it trains on in Azure; apply again to keep waiting (the job is found "
                                         "by its metadata, not submitted again)")
-            events = _calling(f"reading events of {job.id}",
-                              lambda: list(client.fine_tuning.jobs.list_events(job.id, limit=20)))
+            job_id = job.id
+            events = _calling(f"reading events of {job_id}",
+                              lambda job_id=job_id: list(client.fine_tuning.jobs.list_events(job_id, limit=20)))
             for event in reversed(events):
                 if event.id not in seen:
                     seen.add(event.id)
@@ -333,7 +334,7 @@ class FoundryFineTuning:
             self.backend.pause(self.config.poll_interval)
             if not self.backend.waiting:
                 break
-            job = _calling(f"reading fine-tuning job {job.id}", lambda: client.fine_tuning.jobs.retrieve(job.id))
+            job = _calling(f"reading fine-tuning job {job_id}", lambda job_id=job_id: client.fine_tuning.jobs.retrieve(job_id))
         return job
 
     # -- delete ------------------------------------------------------------------------------

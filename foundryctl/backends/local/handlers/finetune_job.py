@@ -20,7 +20,10 @@ from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
-from foundryctl.backends.local.handlers.foundry_finetune import LocalFoundryFineTuning, is_foundry_job
+from foundryctl.backends.local.handlers.foundry_finetune import (
+    LocalFoundryFineTuning,
+    is_foundry_job,
+)
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
 from foundryctl.kinds.finetune_job import training_run
@@ -146,7 +149,7 @@ class FineTuneJobHandler(LocalHandler):
         job = self.cloud.create_job(workspace, name, {
             "jobDir": str(directory.path), "baseModel": a["base_model"], "outputModel": a["output_model"],
             "trainingData": training.id, "validationData": validation.id if validation is not None else None,
-            "hyperparameters": hp, "foundryctl": {"attributes": stored}})
+            "hyperparameters": a["hyperparameters"], "foundryctl": {"attributes": stored}})
         for used in (training, validation):
             if used is not None:
                 self.cloud.add_reference(job.id, used.id)
