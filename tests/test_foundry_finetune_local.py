@@ -164,3 +164,21 @@ def test_apply_refuses_what_azure_refuses_at_create_time(project: Project) -> No
     applied = project.cli("apply", "--auto-approve", timeout=300)
     assert applied.code == 1
     assert "Standard TrainingType is not supported for gpt-4.1-mini-2025-04-14 in eastus2" in applied.output
+
+
+def test_a_deployment_of_a_foundry_job_is_refused_until_foundry_deployments_exist(project: Project) -> None:
+    write(project)
+    project.quickstart()
+    text = project.manifest.read_text()
+    project.write(text + MANIFEST.format(principal=PRINCIPAL, location="swedencentral", model="gpt-4.1-mini",
+                                         tier="Standard", method="supervised", file="chat.jsonl")
+                  .split("resources:\n", 1)[1] + """\
+  - kind: Deployment
+    name: tone-endpoint
+    project: xbox-support
+    model: {job: tone}
+""")
+    result = project.cli("validate")
+    assert result.code == 1, result
+    assert "FineTuneJob 'tone' trains in FoundryProject 'support'; a Deployment serves models of a hub project" \
+        in result.output
