@@ -17,6 +17,7 @@ ACCOUNT_PROJECTS = f"{COGNITIVE_ACCOUNTS}/projects"
 # A Foundry project's fine-tuning job as foundryctl names it (Azure's job lives in the account,
 # as ftjob-ID; the local backend keeps it under the project).
 ACCOUNT_FINETUNING_JOBS = f"{ACCOUNT_PROJECTS}/fineTuningJobs"
+RAI_POLICIES = f"{COGNITIVE_ACCOUNTS}/raiPolicies"
 DELETED_ACCOUNTS = "Microsoft.CognitiveServices/deletedAccounts"
 
 

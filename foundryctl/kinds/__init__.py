@@ -10,6 +10,7 @@ from foundryctl.kinds.foundry import FoundryAccount, FoundryProject
 from foundryctl.kinds.hub import Hub
 from foundryctl.kinds.project import Project
 from foundryctl.kinds.provider_registration import ProviderRegistration
+from foundryctl.kinds.rai_policy import RaiPolicy
 from foundryctl.kinds.role_assignment import RoleAssignment
 
 KINDS: dict[str, type[Kind]] = {}
@@ -20,8 +21,8 @@ def register(kind: type[Kind]) -> type[Kind]:
     return kind
 
 
-for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RoleAssignment, Dataset,
-              FineTuneJob, Deployment):
+for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RaiPolicy, RoleAssignment,
+              Dataset, FineTuneJob, Deployment):
     register(_kind)
 
 

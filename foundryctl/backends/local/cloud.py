@@ -630,6 +630,33 @@ class LocalCloud:
             self._delete_with_assignments(db, resource.id)
         return True
 
+    # -- content-filter (RAI) policies of Foundry accounts ----------------------------------
+
+    def put_rai_policy(self, account_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """PUT semantics: create or replace the policy's properties (the account must exist)."""
+        resource_id = f"{account_id}/raiPolicies/{name}"
+        with self._request(), self._write() as db:
+            account = self._get_locked(db, account_id)
+            if account is None or account.type != arm.COGNITIVE_ACCOUNTS:
+                raise BackendError("ParentResourceNotFound", f"Can not perform requested operation on nested "
+                                   f"resource. Parent resource '{arm.last_segment(account_id)}' not found.")
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                existing.properties = {**properties, "type": "UserManaged"}
+                self._save(db, existing)
+                return existing
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.RAI_POLICIES, name, None, account.location, account.id,
+                                   {**properties, "type": "UserManaged"}, {}, _etag(), "Succeeded", stamp, stamp,
+                                   current_user())
+            self._insert(db, resource)
+        return resource
+
+    def delete_rai_policy(self, policy_id: str) -> bool:
+        with self._request(), self._write() as db:
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (policy_id, arm.RAI_POLICIES)).rowcount > 0
+
     # -- fine-tuning jobs of Foundry projects ----------------------------------------------
 
     def account_job_directory(self, project_id: str, job_name: str) -> Path:

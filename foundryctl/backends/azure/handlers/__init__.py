@@ -7,6 +7,7 @@ HANDLERS: dict[str, str] = {
     "Project": "workspace:ProjectHandler",
     "FoundryAccount": "foundry:FoundryAccountHandler",
     "FoundryProject": "foundry:FoundryProjectHandler",
+    "RaiPolicy": "rai_policy:RaiPolicyHandler",
     "RoleAssignment": "role_assignment:RoleAssignmentHandler",
     "Dataset": "dataset:DatasetHandler",
     "FineTuneJob": "finetune_job:FineTuneJobHandler",

@@ -7,11 +7,12 @@ from foundryctl.backends.local.handlers.dataset import DatasetHandler
 from foundryctl.backends.local.handlers.deployment import DeploymentHandler
 from foundryctl.backends.local.handlers.finetune_job import FineTuneJobHandler
 from foundryctl.backends.local.handlers.foundry import FoundryAccountHandler, FoundryProjectHandler
+from foundryctl.backends.local.handlers.rai_policy import RaiPolicyHandler
 from foundryctl.backends.local.handlers.role_assignment import RoleAssignmentHandler
 from foundryctl.backends.local.handlers.workspace import HubHandler, ProjectHandler
 
 HANDLERS = {h.kind: h for h in (ProviderRegistrationHandler, HubHandler, ProjectHandler,
-                                FoundryAccountHandler, FoundryProjectHandler,
+                                FoundryAccountHandler, FoundryProjectHandler, RaiPolicyHandler,
                                 RoleAssignmentHandler, DatasetHandler, FineTuneJobHandler,
                                 DeploymentHandler)}
 
