@@ -262,3 +262,50 @@ def test_validate_refuses_a_tier_the_account_region_lacks(fake_azure: Any, tmp_p
     assert "foundry.yaml:21:20: error: FineTuneJob.tone: gpt-4.1-mini trains with Standard only from accounts in " \
            "northcentralus, swedencentral, and FoundryAccount.ft-foundry is in eastus2" in result.output
     assert not fake_azure.calls
+
+
+DEPLOYED = RESOURCES + """\
+- kind: RaiPolicy
+  name: strict
+  account: ft-foundry
+  content_filters:
+    - {{category: Hate, source: Completion, severity_threshold: Low}}
+- kind: FoundryDeployment
+  name: tone-gs
+  job: tone
+  sku: {{name: GlobalStandard, capacity: 20}}
+  rai_policy: strict
+"""
+
+
+def test_the_fine_tuned_model_is_deployed_with_its_sku_and_content_filter_policy(
+        foundry_openai: Any, fake_azure: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foundryctl.cli import cli
+
+    write_jsonl(tmp_path / "data" / "chat.jsonl", CHAT)
+    write_manifest(tmp_path, DEPLOYED.format(location="eastus2", tier="GlobalStandard"))
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "-f", "foundry.yaml"], env={"NO_COLOR": "1", "COLUMNS": "200"},
+                                  catch_exceptions=False)
+
+    plan = run("plan")
+    assert plan.exit_code == 0, plan.output
+    assert "deploys the model of FineTuneJob.tone once it is trained" in plan.output
+    apply = run("apply", "--auto-approve")
+    assert apply.exit_code == 0, apply.output
+    [put] = [c for c in fake_azure.requests("PUT") if "/deployments/" in c.path]
+    [job] = foundry_openai.jobs.values()
+    assert put.path.endswith("/accounts/ft-foundry/deployments/tone-gs") and put.api_version == "2025-06-01"
+    assert put.body == {"sku": {"name": "GlobalStandard", "capacity": 20}, "properties": {
+        "model": {"format": "OpenAI", "name": job["fine_tuned_model"], "version": "1"}, "raiPolicyName": "strict"}}
+    assert run("plan", "--detailed-exitcode").exit_code == 0
+    # Retraining (new hyperparameters) deploys the new run's model in place.
+    (tmp_path / "foundry.yaml").write_text((tmp_path / "foundry.yaml").read_text().replace("{epochs: 2}", "{epochs: 3}"))
+    assert run("apply", "--auto-approve").exit_code == 0
+    newest = max(foundry_openai.jobs.values(), key=lambda j: j["created_at"])
+    assert fake_azure.get(put.path)["properties"]["model"]["name"] == newest["fine_tuned_model"] != job["fine_tuned_model"]
+    destroy = run("destroy", "--auto-approve")
+    assert destroy.exit_code == 0, destroy.output
+    assert fake_azure.get(put.path) is None

@@ -135,6 +135,19 @@ def test_apply_trains_the_local_substitute_and_destroy_removes_the_job(project: 
     except (ModelNotAvailable, ImportError) as exc:
         require(f"SmolLM2-135M-Instruct is not available: {exc}")
     write(project, method="dpo")
+    with open(project.manifest, "a") as manifest:  # its model deployed, with a content-filter policy
+        manifest.write("""\
+  - kind: RaiPolicy
+    name: strict
+    account: ft-foundry
+    content_filters:
+      - {category: Violence, source: Completion, severity_threshold: Low}
+  - kind: FoundryDeployment
+    name: tone-dev
+    job: tone
+    sku: {name: Developer, capacity: 1}
+    rai_policy: strict
+""")
     applied = project.cli("apply", "--auto-approve", timeout=600)
     assert applied.code == 0, applied
     assert f"{JOB}: training SmolLM2-135M-Instruct in place of gpt-4.1-mini-2025-04-14 (Standard)" in applied.stdout
@@ -150,6 +163,13 @@ def test_apply_trains_the_local_substitute_and_destroy_removes_the_job(project: 
     job_dir = Path(outputs["job_dir"])
     trained_on = (job_dir / "training-preferred.jsonl").read_text().splitlines()
     assert json.loads(trained_on[0])["messages"][-1] == {"role": "assistant", "content": "Sorry; ticket 0 ships tomorrow."}
+    state = project.state()
+    try:
+        deployment = state.get("FoundryDeployment.tone-dev")
+    finally:
+        state.close()
+    assert deployment.outputs["model"] == outputs["model"]["name"] and deployment.attributes["rai_policy"] == "strict"
+    assert "the local backend does not serve Foundry deployments" in applied.stdout
     metrics = project.cli("jobs", "metrics", "tone", "--format", "json")
     assert metrics.code == 0 and any(r["type"] == "step" for r in json.loads(metrics.stdout))
     assert project.cli("plan", "--detailed-exitcode").code == 0

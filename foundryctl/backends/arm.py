@@ -18,6 +18,7 @@ ACCOUNT_PROJECTS = f"{COGNITIVE_ACCOUNTS}/projects"
 # as ftjob-ID; the local backend keeps it under the project).
 ACCOUNT_FINETUNING_JOBS = f"{ACCOUNT_PROJECTS}/fineTuningJobs"
 RAI_POLICIES = f"{COGNITIVE_ACCOUNTS}/raiPolicies"
+ACCOUNT_DEPLOYMENTS = f"{COGNITIVE_ACCOUNTS}/deployments"
 DELETED_ACCOUNTS = "Microsoft.CognitiveServices/deletedAccounts"
 
 

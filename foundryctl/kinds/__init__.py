@@ -7,6 +7,7 @@ from foundryctl.kinds.dataset import Dataset
 from foundryctl.kinds.deployment import Deployment
 from foundryctl.kinds.finetune_job import FineTuneJob
 from foundryctl.kinds.foundry import FoundryAccount, FoundryProject
+from foundryctl.kinds.foundry_deployment import FoundryDeployment
 from foundryctl.kinds.hub import Hub
 from foundryctl.kinds.project import Project
 from foundryctl.kinds.provider_registration import ProviderRegistration
@@ -22,7 +23,7 @@ def register(kind: type[Kind]) -> type[Kind]:
 
 
 for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RaiPolicy, RoleAssignment,
-              Dataset, FineTuneJob, Deployment):
+              Dataset, FineTuneJob, Deployment, FoundryDeployment):
     register(_kind)
 
 

@@ -47,6 +47,8 @@ PENDING = (
     Pending("PUT", _CS, "2025-06-01", _CS_WHY),
     Pending("PATCH", _CS, "2025-06-01", _CS_WHY),
     Pending("PUT", _CS + r"/projects/[^/]+", "2025-06-01", _CS_WHY),
+    Pending("PUT", _CS + r"/deployments/[^/]+", "2025-06-01",
+            "cognitiveservices.json 2025-06-01 Deployment definitions not vendored yet"),
 )
 
 

@@ -12,6 +12,7 @@ HANDLERS: dict[str, str] = {
     "Dataset": "dataset:DatasetHandler",
     "FineTuneJob": "finetune_job:FineTuneJobHandler",
     "Deployment": "deployment:DeploymentHandler",
+    "FoundryDeployment": "foundry_deployment:FoundryDeploymentHandler",
 }
 
 __all__ = ["HANDLERS"]

@@ -141,6 +141,12 @@ class FoundryFineTuning:
         jobs = self._attempts(account, run)
         return self._observe(account, project, run, jobs[-1], target.attributes) if jobs else None
 
+    def model_of(self, account: str, run: str) -> str | None:
+        """The fine-tuned model of run `run` (NAME-DIGEST) once it has succeeded; None before.
+        The FoundryDeployment handler asks this."""
+        jobs = self._attempts(account, run) if self._endpoint(account) else []
+        return jobs[-1].fine_tuned_model if jobs and jobs[-1].status == "succeeded" else None
+
     def import_(self, backend_id: str, name: str) -> Observed | None:
         return self.read(Target(f"FineTuneJob.{name}", "FineTuneJob", name, {}, backend_id))
 

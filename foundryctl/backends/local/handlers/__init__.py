@@ -7,6 +7,7 @@ from foundryctl.backends.local.handlers.dataset import DatasetHandler
 from foundryctl.backends.local.handlers.deployment import DeploymentHandler
 from foundryctl.backends.local.handlers.finetune_job import FineTuneJobHandler
 from foundryctl.backends.local.handlers.foundry import FoundryAccountHandler, FoundryProjectHandler
+from foundryctl.backends.local.handlers.foundry_deployment import FoundryDeploymentHandler
 from foundryctl.backends.local.handlers.rai_policy import RaiPolicyHandler
 from foundryctl.backends.local.handlers.role_assignment import RoleAssignmentHandler
 from foundryctl.backends.local.handlers.workspace import HubHandler, ProjectHandler
@@ -14,6 +15,6 @@ from foundryctl.backends.local.handlers.workspace import HubHandler, ProjectHand
 HANDLERS = {h.kind: h for h in (ProviderRegistrationHandler, HubHandler, ProjectHandler,
                                 FoundryAccountHandler, FoundryProjectHandler, RaiPolicyHandler,
                                 RoleAssignmentHandler, DatasetHandler, FineTuneJobHandler,
-                                DeploymentHandler)}
+                                DeploymentHandler, FoundryDeploymentHandler)}
 
 __all__ = ["HANDLERS"]

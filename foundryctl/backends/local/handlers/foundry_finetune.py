@@ -50,6 +50,12 @@ class LocalFoundryFineTuning:
     def identify(self, target: Target) -> str:
         return f"{self.project_id(target.attributes)}/fineTuningJobs/{target.name}-{training_run(target.attributes)}"
 
+    def model_of(self, account: str, project: str, run: str) -> str | None:
+        """The fine-tuned model of run `run` once it has trained (the FoundryDeployment handler asks)."""
+        job = self.cloud.get(f"{self.project_id({'foundry_account': account, 'foundry_project': project})}"
+                             f"/fineTuningJobs/{run}")
+        return job.properties.get("fineTunedModel") if job is not None else None
+
     # -- read ------------------------------------------------------------------------------
 
     def read(self, target: Target) -> Observed | None:
