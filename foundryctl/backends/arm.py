@@ -14,6 +14,11 @@ MODEL_VERSIONS = f"{WORKSPACES}/models/versions"
 ENDPOINTS = f"{WORKSPACES}/serverlessEndpoints"
 COGNITIVE_ACCOUNTS = "Microsoft.CognitiveServices/accounts"
 ACCOUNT_PROJECTS = f"{COGNITIVE_ACCOUNTS}/projects"
+# A Foundry project's fine-tuning job as foundryctl names it (Azure's job lives in the account,
+# as ftjob-ID; the local backend keeps it under the project).
+ACCOUNT_FINETUNING_JOBS = f"{ACCOUNT_PROJECTS}/fineTuningJobs"
+RAI_POLICIES = f"{COGNITIVE_ACCOUNTS}/raiPolicies"
+ACCOUNT_DEPLOYMENTS = f"{COGNITIVE_ACCOUNTS}/deployments"
 DELETED_ACCOUNTS = "Microsoft.CognitiveServices/deletedAccounts"
 
 

@@ -219,3 +219,80 @@ def find_base_model(name: str) -> BaseModel | None:
         if wanted in (model.name.lower(), model.hf_id.lower()):
             return model
     return None
+
+
+TRAINING_TYPES = ("Standard", "GlobalStandard", "Developer")
+# What foundryctl submits (`method.type` of the OpenAI fine-tuning API); Azure's reinforcement
+# fine-tuning needs graders foundryctl does not describe.
+FOUNDRY_METHODS = ("supervised", "dpo")
+
+
+@dataclass(frozen=True)
+class FoundryTier:
+    name: str
+    relative_price: tuple[float, float]  # x the Standard price (low, high)
+    data_residency: bool
+    preemptible: bool = False
+
+
+@dataclass(frozen=True)
+class FoundryModel:
+    """A model a Foundry resource fine-tunes (foundry_finetuning.yaml)."""
+
+    name: str
+    model_id: str  # what the job's `model` names
+    methods: tuple[str, ...]
+    standard_regions: frozenset[str]
+    tiers: tuple[str, ...]
+    training_context_length: int | None
+    local_substitute: str
+    preview: bool = False
+    global_exclusions: frozenset[str] = frozenset()
+
+    def tier_regions(self, tier: str) -> frozenset[str]:
+        """Regions of the account that may submit a job of `tier` for this model."""
+        if tier not in self.tiers:
+            return frozenset()
+        if tier == "Standard":
+            return self.standard_regions
+        return foundry_global_regions() - self.global_exclusions
+
+
+@cache
+def foundry_models() -> dict[str, FoundryModel]:
+    data = _load("foundry_finetuning.yaml")
+    exclusions = data.get("global_exclusions") or {}
+    out = {}
+    for m in data["models"]:
+        out[m["name"]] = FoundryModel(
+            name=m["name"], model_id=m["model_id"], methods=tuple(m["methods"]),
+            standard_regions=_region_set(m.get("standard_regions") or []) or frozenset(),
+            tiers=tuple(m["tiers"]), training_context_length=m.get("training_context_length"),
+            local_substitute=m["local_substitute"], preview=bool(m.get("preview")),
+            global_exclusions=_region_set(exclusions.get(m["name"])) or frozenset())
+    return out
+
+
+@cache
+def foundry_global_regions() -> frozenset[str]:
+    return _region_set(_load("foundry_finetuning.yaml")["global_training_regions"]) or frozenset()
+
+
+@cache
+def foundry_tiers() -> dict[str, FoundryTier]:
+    return {name: FoundryTier(name, tuple(t["relative_price"]), bool(t["data_residency"]),  # type: ignore[arg-type]
+                              bool(t.get("preemptible")))
+            for name, t in _load("foundry_finetuning.yaml")["tiers"].items()}
+
+
+def foundry_source() -> str:
+    return str(_load("foundry_finetuning.yaml")["source"])
+
+
+def find_foundry_model(name: str) -> FoundryModel | None:
+    """A Foundry fine-tuning model by name or versioned id (gpt-4.1 or gpt-4.1-2025-04-14), any case."""
+    wanted = name.strip().lower()
+    for model in foundry_models().values():
+        if wanted in (model.name.lower(), model.model_id.lower()):
+            return model
+    return None

@@ -11,9 +11,9 @@ import click
 from foundryctl.cli.common import (
     console,
     handle_errors,
+    load_stack,
     local_directory,
     manifest_options,
-    load_stack,
     one_record,
     print_log,
 )
@@ -150,11 +150,19 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
 def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> None:
     """Per-step and per-epoch metrics (results.csv is Azure's shape)."""
     record, directory = _one(stack_args, name)
-    directory = local_directory(record, directory, "its metrics are in Azure AI Foundry")
-    if output_format == "csv":
-        click.echo(directory.results.read_text() if directory.results.exists() else "", nl=False)
+    rows = _foundry_metric_rows(stack_args, record) if directory is None else None
+    if rows is None:
+        directory = local_directory(record, directory, "its metrics are in Azure AI Foundry")
+        if output_format == "csv":
+            click.echo(directory.results.read_text() if directory.results.exists() else "", nl=False)
+            return
+        rows = directory.read_metrics()
+    elif output_format == "csv":
+        fields = sorted({k for row in rows for k in row})
+        click.echo(",".join(fields))
+        for row in rows:
+            click.echo(",".join("" if row.get(f) is None else str(row[f]) for f in fields))
         return
-    rows = directory.read_metrics()
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -168,6 +176,22 @@ def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> No
     for row in rows:
         table.add_row(*(number_text(key, row.get(key)) for _, key in METRIC_COLUMNS))
     console().print(table)
+
+
+def _foundry_metric_rows(stack_args: dict[str, Any], record: Any) -> list[dict[str, Any]] | None:
+    """A Foundry project's job on Azure: its results.csv rows, read from Azure now (None for
+    any other job)."""
+    from foundryctl.backends.base import Target
+
+    if not record.attributes.get("foundry_project"):
+        return None
+    with load_stack(stack_args, check_files=False) as stack:
+        handler = stack.backend.handler("FineTuneJob")
+        foundry = getattr(handler, "foundry", None)
+        if foundry is None:
+            return None
+        return foundry.metric_rows(Target(record.address, record.kind, record.name, record.attributes,
+                                          record.backend_id))
 
 
 # (header, metrics.jsonl field) of `jobs metrics`' table

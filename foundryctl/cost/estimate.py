@@ -57,6 +57,8 @@ def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
     if decl is None:
         return line(UNKNOWN, None, "not in the manifest", note="not in the manifest")
     spec = cast("FineTuneJobSpec", decl.spec)
+    if spec.foundry_project is not None:
+        return foundry_training_line(address, decl, manifest, prices)
     epochs = spec.hyperparameters.epochs
     runner = runner_of(spec, manifest)
     local = runner == "local"
@@ -88,6 +90,46 @@ def training_line(address: str, decl: ResourceDecl | None, manifest: Manifest,
         return line(LOCAL, None, trained, quantity=quantity, note=note)
     return line(UNKNOWN, None, f"{tokens} x unknown price", quantity=quantity,
                 note=f"no training price for {spec.base_model}")
+
+
+def foundry_training_line(address: str, decl: ResourceDecl, manifest: Manifest, prices: PriceBook) -> CostLine:
+    """A Foundry project's job: its training file's tokens x epochs, at the price a `prices:`
+    block gives for the model (the catalog records none), with its training tier's relative
+    price from Learn (Global Standard and Developer cost less than Standard) beside it."""
+    from foundryctl.kinds.finetune_job import runner_of
+    from foundryctl.kinds.foundry_finetune import billed_tokens, tier_note
+
+    spec = cast("FineTuneJobSpec", decl.spec)
+    epochs = spec.hyperparameters.epochs
+    local = runner_of(spec, manifest) == "local"
+    price = prices.training(address, spec.base_model, use_catalog=not local)
+    tier = tier_note(spec.training_type)
+    tokens = billed_tokens(decl)
+
+    def line(status: str, amount: float | None, detail: str, **rest: Any) -> CostLine:
+        return CostLine(address, "FineTuneJob", "training", status, amount, rest.pop("currency", None),
+                        detail, **rest)
+
+    if tokens is None:
+        why = "the training file cannot be read, so its tokens are not known"
+        return line(LOCAL if local and price is None else UNKNOWN, None, why, price=price,
+                    quantity={"epochs": epochs}, note=why)
+    per_epoch, exact = tokens
+    billed = per_epoch * epochs
+    approx = "" if exact else "~"
+    quantity = {"billed_tokens": billed, "billed_tokens_per_epoch": per_epoch, "epochs": epochs,
+                "tokens_exact": exact, "base_model": spec.base_model, "training_type": spec.training_type,
+                "method": spec.method, "runner": "local" if local else "azure"}
+    text = f"{approx}{billed:,} billed tokens ({approx}{per_epoch:,} x {epochs} epoch(s)), {spec.training_type}"
+    if price is not None:
+        amount = billed / 1000 * price.amount
+        return line(PRICED, amount, f"{text} x {unit_price(price)} = {approx}{money(amount, price.currency)}",
+                    currency=price.currency, price=price, quantity=quantity, note=tier or None)
+    if local:
+        return line(LOCAL, None, f"{text}, no charge (the local substitute trains)", quantity=quantity,
+                    note=tier or None)
+    return line(UNKNOWN, None, f"{text} x unknown price", quantity=quantity,
+                note=f"no training price for {spec.base_model}" + (f" ({tier})" if tier else ""))
 
 
 def hosting_line(address: str, decl: ResourceDecl | None, manifest: Manifest,

@@ -8,9 +8,11 @@ from foundryctl.kinds.deployment import Deployment
 from foundryctl.kinds.evaluation import Evaluation
 from foundryctl.kinds.finetune_job import FineTuneJob
 from foundryctl.kinds.foundry import FoundryAccount, FoundryProject
+from foundryctl.kinds.foundry_deployment import FoundryDeployment
 from foundryctl.kinds.hub import Hub
 from foundryctl.kinds.project import Project
 from foundryctl.kinds.provider_registration import ProviderRegistration
+from foundryctl.kinds.rai_policy import RaiPolicy
 from foundryctl.kinds.role_assignment import RoleAssignment
 
 KINDS: dict[str, type[Kind]] = {}
@@ -21,8 +23,8 @@ def register(kind: type[Kind]) -> type[Kind]:
     return kind
 
 
-for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RoleAssignment, Dataset,
-              FineTuneJob, Deployment, Evaluation):
+for _kind in (ProviderRegistration, Hub, Project, FoundryAccount, FoundryProject, RaiPolicy, RoleAssignment,
+              Dataset, FineTuneJob, Deployment, FoundryDeployment, Evaluation):
     register(_kind)
 
 

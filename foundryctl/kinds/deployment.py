@@ -239,7 +239,15 @@ class Deployment(Kind):
 
                 out.extend(region_checks(decl, manifest, spec.project, job.spec.base_model,  # type: ignore[attr-defined]
                                          "deployed", "deploy_regions", ("model", "job")))
-            if job is not None and job.spec.project != spec.project:  # type: ignore[attr-defined]
+            if job is not None and job.spec.foundry_project is not None:  # type: ignore[attr-defined]
+                out.append(Diagnostic.error(
+                    f"FineTuneJob {spec.model.job!r} trains in FoundryProject {job.spec.foundry_project!r}; "  # type: ignore[attr-defined]
+                    "a Deployment serves models of a hub project, and deployments in Foundry projects "
+                    "are not supported yet", decl.position_of(("model", "job")), decl.address,
+                    code="foundry-deployment-unsupported",
+                    hint="deploy the fine-tuned model in the Foundry portal for now (its name is in the job's "
+                         "outputs: foundryctl jobs show)"))
+            elif job is not None and job.spec.project != spec.project:  # type: ignore[attr-defined]
                 out.append(Diagnostic.error(
                     f"FineTuneJob {spec.model.job!r} runs in project {job.spec.project!r}, "  # type: ignore[attr-defined]
                     f"not {spec.project!r}", decl.position_of(("model", "job")), decl.address,

@@ -51,19 +51,39 @@ class Hyperparameters(BaseModel):
         "cosine", description="Learning-rate decay after warmup.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
     merge_weights: bool = Field(False, description="Also write the base model with the adapter merged in.")
+    # Direct preference optimization (a Foundry project's `method: dpo`).
+    beta: float | None = Field(None, gt=0, le=10, description=(
+        "method: dpo only: how far training may move from the base model (Azure's example: 0.1; "
+        "default: Azure's own)."))
 
 
 class FineTuneJobSpec(Spec):
     kind: Literal["FineTuneJob"]
-    project: Annotated[str, Ref("Project", containment=True),
-                       Field(description="Name of the Project the job runs in.")]
-    base_model: str = Field(description="Catalog name, hf:ORG/NAME or path:DIR.")
+    project: Annotated[str | None, Ref("Project", containment=True),
+                       Field(description="Name of the (hub) Project the job runs in; or give `foundry_project`.")] = None
+    foundry_project: Annotated[str | None, Ref("FoundryProject", containment=True), Field(description=(
+        "Name of the FoundryProject the job runs in (Azure OpenAI fine-tuning of gpt-4.1 and the "
+        "other models of the Foundry catalog); instead of `project`."))] = None
+    base_model: str = Field(description="Catalog name, hf:ORG/NAME or path:DIR; in a Foundry project a "
+                                        "Foundry model (gpt-4.1, gpt-4.1-mini, ...).")
     task: Literal["chat_completion", "text_classification"] = Field("chat_completion", description=(
         "chat_completion (conversations) or text_classification (a classification head on the "
         "base model, trained on a `task: text_classification` Dataset; local runner only)."))
-    training_data: Annotated[str, Ref("Dataset"), Field(description="Name of a Dataset.")]
+    training_data: Annotated[str | None, Ref("Dataset"), Field(description=(
+        "Name of a Dataset (hub projects; a Foundry job names `training_file`)."))] = None
     validation_data: Annotated[str | None, Ref("Dataset"), Field(description=(
         "Name of a Dataset to validate on; default: the training dataset's validation data."))] = None
+    training_file: str | None = Field(None, min_length=1, description=(
+        "Foundry project: the training JSONL file (relative to the manifest), uploaded through the "
+        "files API: conversations for `method: supervised`, preference pairs for `method: dpo`."))
+    validation_file: str | None = Field(None, min_length=1, description=(
+        "Foundry project: a validation JSONL file in the same format."))
+    training_type: Literal["Standard", "GlobalStandard", "Developer"] | None = Field(None, description=(
+        "Foundry project (required there): Standard (trains in the account's region), GlobalStandard "
+        "(any region, cheaper, no data residency) or Developer (cheapest, pre-emptible, no data residency)."))
+    method: Literal["supervised", "dpo"] = Field("supervised", description=(
+        "Foundry project: supervised fine-tuning or dpo (direct preference optimization, for the "
+        "models the catalog lists with it)."))
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     runner: Literal["local", "azure"] | None = Field(None, description=(
         "Where training runs: local (this machine, local backend) or azure (Azure's serverless "
@@ -76,8 +96,11 @@ class FineTuneJobSpec(Spec):
     @field_validator("base_model")
     @classmethod
     def _known_model(cls, value: str) -> str:
+        from foundryctl import catalog
         from foundryctl.models import parse_base_model
 
+        if catalog.find_foundry_model(value) is not None:
+            return value.strip()  # a Foundry model; the job's checks say where it trains
         parse_base_model(value)  # raises ValueError with the catalog and a suggestion
         return value.strip()
 
@@ -89,7 +112,8 @@ class FineTuneJob(Kind):
                "to what it trains is a new run.")
     force_new = frozenset({"project", "base_model", "task", "training_data", "validation_data",
                            "hyperparameters", "runner", "output_model", "seed", "training_version",
-                           "validation_version", "labels"})
+                           "validation_version", "labels", "foundry_project", "training_file",
+                           "validation_file", "training_type", "method"})
     create_before_destroy = True  # the old model keeps serving until the new one exists
     progress_attributes = frozenset({"status"})
     needs_role = True
@@ -102,11 +126,34 @@ class FineTuneJob(Kind):
 
     @classmethod
     def scope_chain(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
-        return inside_project(decl.spec.project, manifest)  # type: ignore[attr-defined]
+        if decl.spec.foundry_project is not None:  # type: ignore[attr-defined]
+            from foundryctl.kinds.foundry import inside_foundry_project
+
+            return inside_foundry_project(decl.spec.foundry_project, manifest)  # type: ignore[attr-defined]
+        return inside_project(decl.spec.project, manifest) if decl.spec.project else []  # type: ignore[attr-defined]
+
+    @classmethod
+    def attributes(cls, spec: Spec) -> dict[str, Any]:
+        attributes = super().attributes(spec)
+        # Foundry-only fields stay out of a hub job's attributes while unset, so its run digest
+        # (training_run) and its state are what they were before these fields existed.
+        for key in FOUNDRY_ONLY:
+            if attributes.get(key) is None or (key == "method" and not getattr(spec, "foundry_project", None)):
+                attributes.pop(key, None)
+        if attributes["hyperparameters"].get("beta") is None:
+            attributes["hyperparameters"].pop("beta", None)
+        for key in ("project", "training_data", "validation_data"):
+            if attributes.get(key) is None and getattr(spec, "foundry_project", None):
+                attributes.pop(key, None)
+        return attributes
 
     @classmethod
     def desired_attributes(cls, decl: ResourceDecl) -> dict[str, Any]:
         spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
+        if spec.foundry_project is not None:
+            from foundryctl.kinds.foundry_finetune import foundry_attributes
+
+            return foundry_attributes(decl, cls.attributes(spec))
         attributes = cls.attributes(spec)
         attributes["output_model"] = spec.output_model or spec.name
         attributes["runner"] = runner_of(spec, decl.manifest)
@@ -148,6 +195,15 @@ class FineTuneJob(Kind):
 
     @classmethod
     def check(cls, decl: ResourceDecl, manifest: Manifest) -> list[Diagnostic]:
+        from foundryctl.kinds.foundry_finetune import placement_checks
+
+        placement = placement_checks(decl)
+        if placement or decl.spec.foundry_project is not None:  # type: ignore[attr-defined]
+            if placement:
+                return placement
+            from foundryctl.kinds.foundry_finetune import foundry_checks
+
+            return foundry_checks(decl, manifest)
         spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
         out: list[Diagnostic] = []
         dataset = manifest.resources.get(f"Dataset.{spec.training_data}")
@@ -168,6 +224,10 @@ class FineTuneJob(Kind):
         out.extend(job_checks(decl, manifest))
         out.extend(hyperparameter_checks(decl))
         return out
+
+
+# Fields only a job in a FoundryProject has.
+FOUNDRY_ONLY = ("foundry_project", "training_file", "validation_file", "training_type", "method")
 
 
 # What Azure AI Foundry's serverless fine-tuning trains: chat completion only (Phi, Llama,
@@ -371,8 +431,9 @@ def training_run(attributes: dict[str, Any]) -> str:
     import json
 
     # `labels` counts only when set, so chat jobs keep the digest they had before it existed.
+    # So do the Foundry-only fields: hub jobs keep their digests.
     identity = {k: attributes.get(k) for k in sorted(FineTuneJob.force_new)
-                if k != "labels" or attributes.get(k) is not None}
+                if k not in ("labels", *FOUNDRY_ONLY) or attributes.get(k) is not None}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -441,6 +502,10 @@ def estimate(decl: ResourceDecl | None) -> str:
     if decl is None:
         return "new training run"
     spec: FineTuneJobSpec = decl.spec  # type: ignore[assignment]
+    if spec.foundry_project is not None:
+        from foundryctl.kinds.foundry_finetune import foundry_estimate
+
+        return foundry_estimate(decl)
     dataset = _datasets(decl).get(spec.training_data)
     epochs = spec.hyperparameters.epochs
     if dataset is None:

@@ -58,6 +58,8 @@ class FakeAzure:
     # Anything else a family keeps (blobs, keys, job progress...)
     state: dict[str, Any] = field(default_factory=dict)
     _injected: list[Injected] = field(default_factory=list)
+    # What a family started (a loopback server) and stops at teardown.
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
     # Check every recorded ARM request against tests/specs at teardown (off only for tests of that check).
     spec_check: bool = True
 

@@ -74,7 +74,11 @@ def fake_azure(az_login: Path) -> Iterator[object]:
         fake = FakeAzure(mock, SUBSCRIPTION, RESOURCE_GROUP, LOCATION)
         for module in pkgutil.iter_modules(families.__path__):
             importlib.import_module(f"azurefake.families.{module.name}").install(fake)
-        yield fake
+        try:
+            yield fake
+        finally:
+            for cleanup in fake.cleanups:
+                cleanup()
     if fake.spec_check:
         # The recorder pass: each ARM request body against the vendored REST specs (tests/specs).
         from specs.contract import check_calls
@@ -83,6 +87,12 @@ def fake_azure(az_login: Path) -> Iterator[object]:
         if problems:
             pytest.fail("request bodies that break the azure-rest-api-specs:\n  " + "\n  ".join(problems),
                         pytrace=False)
+
+
+@pytest.fixture
+def foundry_openai(fake_azure: object) -> object:
+    """The Foundry resources' OpenAI fine-tuning API (a loopback server) for this test."""
+    return fake_azure.state["openai.serve"]()  # type: ignore[attr-defined]
 
 
 def backend_block(**overrides: object) -> str:

@@ -630,6 +630,105 @@ class LocalCloud:
             self._delete_with_assignments(db, resource.id)
         return True
 
+    # -- content-filter (RAI) policies of Foundry accounts ----------------------------------
+
+    def put_rai_policy(self, account_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """PUT semantics: create or replace the policy's properties (the account must exist)."""
+        resource_id = f"{account_id}/raiPolicies/{name}"
+        with self._request(), self._write() as db:
+            account = self._get_locked(db, account_id)
+            if account is None or account.type != arm.COGNITIVE_ACCOUNTS:
+                raise BackendError("ParentResourceNotFound", f"Can not perform requested operation on nested "
+                                   f"resource. Parent resource '{arm.last_segment(account_id)}' not found.")
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                existing.properties = {**properties, "type": "UserManaged"}
+                self._save(db, existing)
+                return existing
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.RAI_POLICIES, name, None, account.location, account.id,
+                                   {**properties, "type": "UserManaged"}, {}, _etag(), "Succeeded", stamp, stamp,
+                                   current_user())
+            self._insert(db, resource)
+        return resource
+
+    def delete_rai_policy(self, policy_id: str) -> bool:
+        with self._request(), self._write() as db:
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (policy_id, arm.RAI_POLICIES)).rowcount > 0
+
+    # -- model deployments of Foundry accounts ---------------------------------------------
+
+    def put_account_deployment(self, account_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """PUT semantics with Azure's checks: the account, a fine-tuned model of its projects'
+        jobs, a content-filter policy of the account, a fine-tuned model's deployment type."""
+        resource_id = f"{account_id}/deployments/{name}"
+        with self._request(), self._write() as db:
+            account = self._get_locked(db, account_id)
+            if account is None or account.type != arm.COGNITIVE_ACCOUNTS:
+                raise BackendError("ParentResourceNotFound", f"Can not perform requested operation on nested "
+                                   f"resource. Parent resource '{arm.last_segment(account_id)}' not found.")
+            model = properties["model"]["name"]
+            jobs = db.execute("SELECT properties FROM resources WHERE type = ? AND id LIKE ? ESCAPE '\\'",
+                              (arm.ACCOUNT_FINETUNING_JOBS, _like_prefix(account_id + "/"))).fetchall()
+            if not any(json.loads(row[0]).get("fineTunedModel") == model for row in jobs):
+                raise BackendError("DeploymentModelNotSupported", f"The model '{model}' is not a fine-tuned "
+                                   f"model of account '{account.name}'.")
+            if properties["sku"]["name"] not in ("Standard", "GlobalStandard", "Developer"):
+                raise BackendError("InvalidResourceProperties", f"The specified SKU '{properties['sku']['name']}' "
+                                   "is not supported for fine-tuned models.")
+            policy = properties.get("raiPolicyName")
+            if policy and self._get_locked(db, f"{account_id}/raiPolicies/{policy}") is None:
+                raise BackendError("InvalidResourceProperties", f"The RAI policy '{policy}' was not found in "
+                                   f"account '{account.name}'.")
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                existing.properties = dict(properties)
+                self._save(db, existing)
+                return existing
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.ACCOUNT_DEPLOYMENTS, name, None, account.location, account.id,
+                                   dict(properties), {}, _etag(), "Succeeded", stamp, stamp, current_user())
+            self._insert(db, resource)
+        return resource
+
+    def delete_account_deployment(self, deployment_id: str) -> bool:
+        with self._request(), self._write() as db:
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (deployment_id, arm.ACCOUNT_DEPLOYMENTS)).rowcount > 0
+
+    # -- fine-tuning jobs of Foundry projects ----------------------------------------------
+
+    def account_job_directory(self, project_id: str, job_name: str) -> Path:
+        project = self.get(project_id)
+        if project is None or project.type != arm.ACCOUNT_PROJECTS:
+            raise BackendError("ResourceNotFound", f"Project '{project_id}' was not found.")
+        account = arm.last_segment(project.parent_id or "")
+        return self.directory / "jobs" / "foundry" / account / project.name / job_name
+
+    def create_account_job(self, project_id: str, name: str, properties: dict[str, Any]) -> ArmResource:
+        """A Foundry project's fine-tuning job (the same one again when it exists: its name is
+        derived from what it trains)."""
+        resource_id = f"{project_id}/fineTuningJobs/{name}"
+        with self._request(), self._write() as db:
+            project = self._get_locked(db, project_id)
+            if project is None or project.type != arm.ACCOUNT_PROJECTS:
+                raise BackendError("ResourceNotFound", f"Project '{project_id}' was not found; a fine-tuning "
+                                   "job needs an existing Foundry project.")
+            existing = self._get_locked(db, resource_id)
+            if existing is not None:
+                return existing
+            stamp = now_iso()
+            resource = ArmResource(resource_id, arm.ACCOUNT_FINETUNING_JOBS, name, None, project.location,
+                                   project.id, properties, {}, _etag(), "Succeeded", stamp, stamp, current_user())
+            self._insert(db, resource)
+        return resource
+
+    def delete_account_job(self, job_id: str) -> bool:
+        with self._request(), self._write() as db:
+            return db.execute("DELETE FROM resources WHERE id = ? AND type = ?",
+                              (job_id, arm.ACCOUNT_FINETUNING_JOBS)).rowcount > 0
+
     # -- data assets (a project's data store and its versioned assets) ---------------------
 
     def _datastore(self, workspace: ArmResource) -> Path:

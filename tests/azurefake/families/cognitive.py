@@ -90,6 +90,13 @@ def _subdomain_holder(fake: FakeAzure, subdomain: str, except_id: str) -> str | 
     return None
 
 
+def endpoint(fake: FakeAzure, subdomain: str) -> str:
+    """The account's endpoint: Azure's name for it, or, while the openai_finetuning family's
+    loopback server runs, that server's URL for this account (so the openai client reaches it)."""
+    server = fake.state.get("openai.finetuning")
+    return f"{server.url}/{subdomain}/" if server is not None else f"https://{subdomain}.cognitiveservices.azure.com/"
+
+
 def seed_account(fake: FakeAzure, name: str, *, kind: str = "AIServices", subdomain: str | None = None,
                  **properties: Any) -> dict[str, Any]:
     """An account that exists before the test (made in the portal)."""
@@ -100,7 +107,7 @@ def seed_account(fake: FakeAzure, name: str, *, kind: str = "AIServices", subdom
             "identity": _identity({"type": "SystemAssigned"}),
             "properties": {"customSubDomainName": subdomain, "allowProjectManagement": True,
                            "publicNetworkAccess": "Enabled", "disableLocalAuth": False,
-                           "endpoint": f"https://{subdomain}.cognitiveservices.azure.com/",
+                           "endpoint": endpoint(fake, subdomain),
                            "provisioningState": "Succeeded", **properties}}
     return fake.put(resource_id, body)
 
@@ -145,7 +152,7 @@ def _put_account(fake: FakeAzure) -> Any:
                              + (" by a soft-deleted resource." if holder == "deleted" else "."))
         props.pop("restore", None)
         props.update(provisioningState="Succeeded",
-                     endpoint=f"https://{subdomain}.cognitiveservices.azure.com/" if subdomain
+                     endpoint=endpoint(fake, subdomain) if subdomain
                      else f"https://{location}.api.cognitive.microsoft.com/")
         body = {"id": resource_id, "name": match["name"], "type": "Microsoft.CognitiveServices/accounts",
                 "location": location, "kind": request.get("kind"), "sku": request.get("sku"),

@@ -7,11 +7,13 @@ HANDLERS: dict[str, str] = {
     "Project": "workspace:ProjectHandler",
     "FoundryAccount": "foundry:FoundryAccountHandler",
     "FoundryProject": "foundry:FoundryProjectHandler",
+    "RaiPolicy": "rai_policy:RaiPolicyHandler",
     "RoleAssignment": "role_assignment:RoleAssignmentHandler",
     "Dataset": "dataset:DatasetHandler",
     "FineTuneJob": "finetune_job:FineTuneJobHandler",
     "Deployment": "deployment:DeploymentHandler",
     "Evaluation": "evaluation:EvaluationHandler",
+    "FoundryDeployment": "foundry_deployment:FoundryDeploymentHandler",
 }
 
 __all__ = ["HANDLERS"]

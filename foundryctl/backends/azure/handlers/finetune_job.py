@@ -69,6 +69,11 @@ from foundryctl.backends.azure.handlers.dataset import (
     TAG,
     asset_version,
 )
+from foundryctl.backends.azure.handlers.foundry_finetune import JOBS as FOUNDRY_JOBS
+from foundryctl.backends.azure.handlers.foundry_finetune import (
+    FoundryFineTuning,
+    is_foundry_job,
+)
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.finetune_job import training_run
@@ -109,8 +114,11 @@ class FineTuneJobHandler(AzureHandler):
         super().__init__(backend)
         self._registries: dict[str, MLClient] = {}
         self._registries_lock = threading.Lock()
+        self.foundry = FoundryFineTuning(self)  # jobs in a FoundryProject (Azure OpenAI fine-tuning)
 
     def identify(self, target: Target) -> str:
+        if is_foundry_job(target):
+            return self.foundry.identify(target)
         return self._job_id(target.attributes["project"], _base_name(target.name, target.attributes))
 
     def _job_id(self, project: str, name: str) -> str:
@@ -119,11 +127,15 @@ class FineTuneJobHandler(AzureHandler):
     # -- read ----------------------------------------------------------------------------
 
     def read(self, target: Target) -> Observed | None:
+        if is_foundry_job(target):
+            return self.foundry.read(target)
         project, name = self._where(target)
         job = self._latest_attempt(project, name)
         return self._observe(project, job) if job is not None else None
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
+        if f"/{FOUNDRY_JOBS}/" in backend_id:
+            return self.foundry.import_(backend_id, name)
         project, job_name = parse_child_id(backend_id, "jobs", "a job")
         job = self._latest_attempt(project, job_name)
         return self._observe(project, job) if job is not None else None
@@ -226,6 +238,8 @@ class FineTuneJobHandler(AzureHandler):
     # -- create / update -----------------------------------------------------------------
 
     def create(self, target: Target, progress: Progress) -> Observed:
+        if is_foundry_job(target):
+            return self.foundry.create(target, progress)
         a = target.attributes
         project, base = a["project"], _base_name(target.name, a)
         latest = self._latest_attempt(project, base, archived=True)
@@ -236,6 +250,8 @@ class FineTuneJobHandler(AzureHandler):
         return self._drive(project, self._submit(target, name, progress), progress)
 
     def update(self, target: Target, before: dict[str, Any], progress: Progress) -> Observed:
+        if is_foundry_job(target):
+            return self.foundry.update(target, before, progress)
         a = target.attributes
         project, name = self._where(target)
         job = self._latest_attempt(project, name)
@@ -403,6 +419,8 @@ class FineTuneJobHandler(AzureHandler):
         to remove a model an endpoint serves, so the plan refuses first."""
         from foundryctl.backends.azure.handlers.deployment import endpoints_serving
 
+        if is_foundry_job(target):
+            return []  # a Foundry deployment names the model; Azure refuses nothing at a job's cancel
         model = observed.outputs.get("model")
         if not model:
             return []
@@ -410,6 +428,8 @@ class FineTuneJobHandler(AzureHandler):
         return endpoints_serving(self.backend, project, str(model["name"]), str(model["version"]))
 
     def delete_notes(self, observed: Observed) -> list[str]:
+        if f"/{FOUNDRY_JOBS}/" in observed.id:
+            return self.foundry.delete_notes(observed)
         notes = ["the job is archived (Azure keeps job names: applying it again submits a new attempt)"]
         if observed.outputs.get("model"):
             model = observed.outputs["model"]
@@ -417,6 +437,8 @@ class FineTuneJobHandler(AzureHandler):
         return notes
 
     def delete(self, target: Target, progress: Progress) -> None:
+        if is_foundry_job(target):
+            return self.foundry.delete(target, progress)
         project, name = self._where(target)
         ml = self.clients.ml(project)
         for job in self._attempts(project, _first_attempt(name)):  # state may hold a retry's id

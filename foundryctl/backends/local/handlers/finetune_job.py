@@ -20,6 +20,10 @@ from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
+from foundryctl.backends.local.handlers.foundry_finetune import (
+    LocalFoundryFineTuning,
+    is_foundry_job,
+)
 from foundryctl.errors import BackendError
 from foundryctl.kinds.dataset import VALIDATION_SUFFIX
 from foundryctl.kinds.finetune_job import training_run
@@ -50,10 +54,16 @@ METRIC_OUTPUTS = {
 class FineTuneJobHandler(LocalHandler):
     kind = "FineTuneJob"
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.foundry = LocalFoundryFineTuning(self)  # jobs in a FoundryProject
+
     def _workspace(self, attributes: dict[str, Any]) -> str:
         return arm.workspace_id(self.subscription, self.resource_group, attributes["project"])
 
     def identify(self, target: Target) -> str:
+        if is_foundry_job(target):
+            return self.foundry.identify(target)
         # What the job trains is part of its name, so a replacement (created before the old
         # job is destroyed) is a different object.
         return arm.job_id(self._workspace(target.attributes), f"{target.name}-{training_run(target.attributes)}")
@@ -61,10 +71,15 @@ class FineTuneJobHandler(LocalHandler):
     # -- read ----------------------------------------------------------------------------
 
     def read(self, target: Target) -> Observed | None:
+        if is_foundry_job(target):
+            return self.foundry.read(target)
         return self._observe(self.cloud.get(target.backend_id or self.identify(target)))
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
-        return self._observe(self.cloud.get(backend_id))
+        found = self.cloud.get(backend_id)
+        if found is not None and found.type == arm.ACCOUNT_FINETUNING_JOBS:
+            return self.foundry._observe(found)
+        return self._observe(found)
 
     def users(self, target: Target, observed: Observed) -> list[str]:
         model = (observed.outputs.get("model") or {}).get("id")
@@ -73,6 +88,10 @@ class FineTuneJobHandler(LocalHandler):
     def _observe(self, job: ArmResource | None) -> Observed | None:
         if job is None or job.type != arm.JOBS:
             return None
+        return self.observe_run(job)
+
+    def observe_run(self, job: ArmResource) -> Observed:
+        """A job's state from its training run's directory (hub and Foundry jobs alike)."""
         directory = JobDir(self._job_path(job))
         state = directory.state()
         model = job.properties.get("outputModelId")
@@ -104,8 +123,8 @@ class FineTuneJobHandler(LocalHandler):
     # -- create / update -----------------------------------------------------------------
 
     def create(self, target: Target, progress: Progress) -> Observed:
-        from foundryctl.training.config import TrainingConfig, gpu_count
-
+        if is_foundry_job(target):
+            return self.foundry.create(target, progress)
         a = target.attributes
         workspace = self._workspace(a)
         self.backend.authorize(WRITE_ACTION, workspace)
@@ -122,33 +141,15 @@ class FineTuneJobHandler(LocalHandler):
         directory.create()
         for previous in _other_runs(directory, target.name):
             directory.inherit_pins(previous)  # before training starts, so rotation already keeps them
-        hp = a["hyperparameters"]
-        classification = a.get("task") == "text_classification"
-        entry = ref.entry
-        context = ref.context_length or MAX_DEFAULT_SEQUENCE
-        config = TrainingConfig(
-            model_dir=str(model_dir), base_model=a["base_model"],
-            training_file=training.properties["localPath"],
-            validation_file=validation.properties["localPath"] if validation is not None else None,
-            output_model=a["output_model"], epochs=hp["epochs"], batch_size=hp["batch_size"],
-            learning_rate=(entry.learning_rate if entry else DEFAULT_LEARNING_RATE) * hp["learning_rate_multiplier"],
-            seed=a["seed"], lora=not hp["full_finetune"], lora_r=hp["lora_r"], lora_alpha=hp["lora_alpha"],
-            lora_dropout=hp["lora_dropout"],
-            target_modules=hp["target_modules"] or (list(entry.lora_target_modules) if entry else DEFAULT_TARGETS),
-            max_seq_length=hp["max_seq_length"] or min(context, MAX_DEFAULT_SEQUENCE),
-            gradient_accumulation_steps=hp["gradient_accumulation_steps"],
-            max_tokens_per_pass=hp.get("max_tokens_per_pass", 1024), warmup_ratio=hp["warmup_ratio"],
-            lr_scheduler=hp["lr_scheduler"], weight_decay=hp["weight_decay"], merge_weights=hp["merge_weights"],
-            # A classification run is one process (training/classification.py).
-            processes=1 if classification else max(1, gpu_count()),
-            task=a.get("task") or "chat_completion", labels=a.get("labels"))
+        config = training_config(a, ref, model_dir, training.properties["localPath"],
+                                 validation.properties["localPath"] if validation is not None else None)
         if not directory.config.exists():
             config.save(directory.config)
         stored = {k: v for k, v in a.items() if k != "status"}
         job = self.cloud.create_job(workspace, name, {
             "jobDir": str(directory.path), "baseModel": a["base_model"], "outputModel": a["output_model"],
             "trainingData": training.id, "validationData": validation.id if validation is not None else None,
-            "hyperparameters": hp, "foundryctl": {"attributes": stored}})
+            "hyperparameters": a["hyperparameters"], "foundryctl": {"attributes": stored}})
         for used in (training, validation):
             if used is not None:
                 self.cloud.add_reference(job.id, used.id)
@@ -157,6 +158,8 @@ class FineTuneJobHandler(LocalHandler):
         return self._drive(job, directory, progress)
 
     def update(self, target: Target, before: dict[str, Any], progress: Progress) -> Observed:
+        if is_foundry_job(target):
+            return self.foundry.update(target, before, progress)
         job = self.cloud.get(target.backend_id or self.identify(target))
         if job is None:
             raise BackendError("ResourceNotFound", f"job {target.backend_id} was not found")
@@ -191,6 +194,16 @@ class FineTuneJobHandler(LocalHandler):
             return None
         wanted = container.properties.get("latestVersion")
         return next((v for v in self.cloud.data_versions(container_id) if v.name == wanted), None)
+
+    def base_model(self, written: str, progress: Progress):
+        """(BaseModelRef, model directory) of a base model, prepared offline."""
+        return self._base_model(written, progress)
+
+    def launch(self, directory: JobDir, progress: Progress) -> None:
+        self._launch(directory, progress)
+
+    def wait(self, directory: JobDir, progress: Progress) -> None:
+        self._wait(directory, progress)
 
     def _base_model(self, written: str, progress: Progress):
         from foundryctl.models import parse_base_model
@@ -275,6 +288,8 @@ class FineTuneJobHandler(LocalHandler):
     # -- delete --------------------------------------------------------------------------
 
     def delete(self, target: Target, progress: Progress) -> None:
+        if is_foundry_job(target):
+            return self.foundry.delete(target, progress)
         job = self.cloud.get(target.backend_id or self.identify(target))
         if job is None:
             return
@@ -290,6 +305,34 @@ class FineTuneJobHandler(LocalHandler):
         shutil.rmtree(directory.path, ignore_errors=True)
 
 
+
+def training_config(a: dict[str, Any], ref: Any, model_dir: Any, training_file: str,
+                validation_file: str | None) -> Any:
+    """The local runner's config for a job's attributes (hub and Foundry jobs alike)."""
+    from foundryctl.training.config import TrainingConfig, gpu_count
+
+    hp = a["hyperparameters"]
+    classification = a.get("task") == "text_classification"
+    entry = ref.entry
+    context = ref.context_length or MAX_DEFAULT_SEQUENCE
+    return TrainingConfig(
+        model_dir=str(model_dir), base_model=a["base_model"],
+        training_file=training_file,
+        validation_file=validation_file,
+        output_model=a["output_model"], epochs=hp["epochs"], batch_size=hp["batch_size"],
+        learning_rate=(entry.learning_rate if entry else DEFAULT_LEARNING_RATE) * hp["learning_rate_multiplier"],
+        seed=a["seed"], lora=not hp["full_finetune"], lora_r=hp["lora_r"], lora_alpha=hp["lora_alpha"],
+        lora_dropout=hp["lora_dropout"],
+        target_modules=hp["target_modules"] or (list(entry.lora_target_modules) if entry else DEFAULT_TARGETS),
+        max_seq_length=hp["max_seq_length"] or min(context, MAX_DEFAULT_SEQUENCE),
+        gradient_accumulation_steps=hp["gradient_accumulation_steps"],
+        max_tokens_per_pass=hp.get("max_tokens_per_pass", 1024), warmup_ratio=hp["warmup_ratio"],
+        lr_scheduler=hp["lr_scheduler"], weight_decay=hp["weight_decay"], merge_weights=hp["merge_weights"],
+        # A classification run is one process (training/classification.py).
+        processes=1 if classification else max(1, gpu_count()),
+        task=a.get("task") or "chat_completion", labels=a.get("labels"))
+
+
 def _other_runs(directory: JobDir, job: str) -> list[JobDir]:
     """The job's other training runs in the project (a run being replaced by this one)."""
     import re
@@ -298,6 +341,11 @@ def _other_runs(directory: JobDir, job: str) -> list[JobDir]:
     parent = directory.path.parent
     return [JobDir(p) for p in sorted(parent.iterdir()) if p != directory.path and run.match(p.name)] \
         if parent.is_dir() else []
+
+
+def cancel_run(directory: JobDir, progress: Progress) -> None:
+    """Stop a job's training process (hub and Foundry jobs alike)."""
+    _cancel(directory, progress)
 
 
 def _cancel(directory: JobDir, progress: Progress, timeout: float = 60.0) -> None:
