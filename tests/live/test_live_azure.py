@@ -9,6 +9,8 @@ billed); see docs/azure-backend.md, "The live suite".
 It uses your own login (DefaultAzureCredential: `az login`, a service principal's AZURE_*
 variables or a managed identity) and an existing resource group. Training a Phi model takes
 an hour or more; FOUNDRYCTL_LIVE_TIMEOUT (seconds, default 4 h) bounds the apply.
+FOUNDRYCTL_LIVE_FOUNDRY=1 adds manifests/foundry (a Foundry account, project and GPT-4.1-nano
+fine-tune); FOUNDRYCTL_FOUNDRY_SUBDOMAIN names its account's free DNS label.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def test_quickstart_on_azure(workdir: Path) -> None:
         assert validate.returncode == 0, validate.stderr
         plan = foundryctl(*args("plan", "--detailed-exitcode"), cwd=workdir)
         assert plan.returncode == 2, plan.stdout + plan.stderr
-        assert "7 to add" in plan.stdout
+        assert "8 to add" in plan.stdout
         apply = foundryctl(*args("apply", "--auto-approve"), cwd=workdir, timeout=limit)
         assert apply.returncode == 0, apply.stdout + apply.stderr
         again = foundryctl(*args("plan", "--detailed-exitcode"), cwd=workdir)
@@ -73,4 +75,37 @@ def test_quickstart_on_azure(workdir: Path) -> None:
             assert "primaryKey" not in secret_holder
     finally:
         destroy = foundryctl(*args("destroy", "--auto-approve"), cwd=workdir, timeout=3600)
+        assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+
+
+FOUNDRY = pytest.mark.skipif(os.environ.get("FOUNDRYCTL_LIVE_FOUNDRY") != "1",
+                             reason="the Foundry-project path: also set FOUNDRYCTL_LIVE_FOUNDRY=1 (and "
+                                    "FOUNDRYCTL_FOUNDRY_SUBDOMAIN to a free DNS label)")
+
+
+@FOUNDRY
+def test_foundry_project_path_on_azure(workdir: Path) -> None:
+    """manifests/foundry on Azure: account, project, role, a GPT-4.1-nano fine-tune through the
+    OpenAI-style API, a content-filter policy and the deployment of the fine-tuned model."""
+    limit = float(os.environ.get("FOUNDRYCTL_LIVE_TIMEOUT", "14400"))
+    foundry_vars = (workdir / "manifests" / "envs" / "azure-foundry.yaml").read_text()
+    (workdir / "live-foundry.yaml").write_text(
+        foundry_vars.replace("  location: eastus2\n", "  location: eastus2\n  purge_on_delete: true\n"))
+
+    def run(*command: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+        return foundryctl(*command, "-f", "manifests/foundry", "--var-file", "live-foundry.yaml", cwd=workdir,
+                          timeout=timeout)
+
+    try:
+        assert (validate := run("validate")).returncode == 0, validate.stdout + validate.stderr
+        plan = run("plan", "--detailed-exitcode")
+        assert plan.returncode == 2 and "6 to add" in plan.stdout, plan.stdout + plan.stderr
+        apply = run("apply", "--auto-approve", timeout=limit)
+        assert apply.returncode == 0, apply.stdout + apply.stderr
+        again = run("plan", "--detailed-exitcode")
+        assert again.returncode == 0, again.stdout + again.stderr
+        metrics = run("jobs", "metrics", "xbox-nano", "--format", "json")
+        assert metrics.returncode == 0 and json.loads(metrics.stdout), metrics.stdout + metrics.stderr
+    finally:
+        destroy = run("destroy", "--auto-approve", timeout=3600)
         assert destroy.returncode == 0, destroy.stdout + destroy.stderr
