@@ -58,6 +58,29 @@ def score(predictor: Predictor, cases: Sequence[Case], metrics: Sequence[Any], t
                   {name: list(r.per_example) for name, r in results.items()}, predictions, seconds)
 
 
+def score_and_close(predictor: Predictor, cases: Sequence[Case], metrics: Sequence[Any], task: str,
+                    settings: GenerationSettings, say: Say, label: str) -> Scored:
+    try:
+        return score(predictor, cases, metrics, task, settings, say, label)
+    finally:
+        predictor.close()
+
+
+def score_serving_baseline(outcome: RunOutcome, deployment: str, endpoint: Predictor | None,
+                           cases: Sequence[Case], metrics: Sequence[Any], task: str, settings: GenerationSettings,
+                           say: Say, *, serves_target: bool = False) -> None:
+    """Score Deployment `deployment`'s endpoint into the outcome's serving baseline, or record
+    why it has none (nothing served yet, or it already serves the target itself)."""
+    if endpoint is None:
+        outcome.missing_baselines["serving"] = f"{NOTHING_SERVED} by Deployment.{deployment}"
+    elif serves_target:
+        endpoint.close()
+        outcome.missing_baselines["serving"] = f"Deployment.{deployment} serves this target already"
+    else:
+        outcome.baselines["serving"] = score_and_close(endpoint, cases, metrics, task, settings, say,
+                                                       f"baseline Deployment.{deployment}")
+
+
 def judge(conditions: Sequence[str], outcome: RunOutcome) -> dict[str, Any]:
     """The gate on the run's values: {"passed": bool, "conditions": [{condition, passed, text}]}.
     No conditions: passed. A condition on a baseline that has nothing to compare with because no

@@ -161,20 +161,19 @@ class Deployment(Kind):
         model = attributes.get("model") or {}
         if not model.get("checkpoint"):
             return attributes
-        from foundryctl.kinds.checkpoint import SelectorError, observed_evaluation_results, resolve
-        from foundryctl.kinds.finetune_job import checkpoints_of, training_run
+        from foundryctl.kinds.checkpoint import SelectorError, observed_evaluation_results
+        from foundryctl.kinds.finetune_job import trained_checkpoint
 
-        job = observed.get(f"FineTuneJob.{model['job']}")
-        if job is None or job.attributes.get("status") != "Completed" or training_run(job.attributes) != model["run"]:
-            return attributes  # the run is still to train: apply resolves it once it has
         try:
-            chosen = resolve(parse_selector(model["checkpoint"]), model["job"], checkpoints_of(job.outputs),
-                             observed_evaluation_results(observed))
+            chosen = trained_checkpoint(model["checkpoint"], model["job"], model["run"], observed,
+                                        observed_evaluation_results(observed))
         except SelectorError as exc:
             errors.append(Diagnostic.error(
                 str(exc), decl.position_of(("model", "checkpoint")), decl.address, code="no-such-checkpoint",
                 hint="pick one of the existing checkpoints, or `last` for the final model"))
             return attributes
+        if chosen is None:
+            return attributes  # the run is still to train: apply resolves it once it has
         return {**attributes, "model": {**model, "resolved": chosen}}
 
     @classmethod

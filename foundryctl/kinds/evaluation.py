@@ -198,19 +198,18 @@ class Evaluation(Kind):
             out["serving_baseline"] = None if serves_target(model, attributes) else model
         target = attributes.get("target") or {}
         if target.get("checkpoint"):
-            from foundryctl.kinds.checkpoint import SelectorError, resolve
-            from foundryctl.kinds.finetune_job import checkpoints_of, training_run
+            from foundryctl.kinds.checkpoint import SelectorError
+            from foundryctl.kinds.finetune_job import trained_checkpoint
 
-            job = observed.get(f"FineTuneJob.{target['job']}")
-            if job is not None and job.attributes.get("status") == "Completed" and \
-                    training_run(job.attributes) == attributes.get("target_version"):
-                try:
-                    chosen = resolve(parse_selector(target["checkpoint"]), target["job"], checkpoints_of(job.outputs))
-                except SelectorError as exc:
-                    errors.append(Diagnostic.error(
-                        str(exc), decl.position_of(("target", "checkpoint")), decl.address,
-                        code="no-such-checkpoint", hint="pick one of the existing checkpoints, or `last`"))
-                else:
+            try:
+                chosen = trained_checkpoint(target["checkpoint"], target["job"], attributes.get("target_version"),
+                                            observed)
+            except SelectorError as exc:
+                errors.append(Diagnostic.error(
+                    str(exc), decl.position_of(("target", "checkpoint")), decl.address,
+                    code="no-such-checkpoint", hint="pick one of the existing checkpoints, or `last`"))
+            else:
+                if chosen is not None:
                     out["target"] = {**target, "resolved": chosen}
         return out
 

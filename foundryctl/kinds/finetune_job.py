@@ -9,6 +9,7 @@ local runner's own settings sit beside them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -422,6 +423,19 @@ def checkpoints_of(outputs: dict[str, Any]) -> list:
     from foundryctl.kinds.checkpoint import checkpoint_infos
 
     return checkpoint_infos(outputs.get("checkpoints") or [])
+
+
+def trained_checkpoint(selector: str, job: str, run: str | None, observed: Mapping[str, Any],
+                       evaluations: Any = None) -> str | None:
+    """The checkpoint `selector` picks among FineTuneJob `job`'s observed checkpoints, or None
+    while `run` is not its completed training run (apply resolves it once that has trained).
+    Raises SelectorError when no checkpoint fits."""
+    from foundryctl.kinds.checkpoint import no_evaluation_results, parse_selector, resolve
+
+    seen = observed.get(f"FineTuneJob.{job}")
+    if seen is None or seen.attributes.get("status") != "Completed" or training_run(seen.attributes) != run:
+        return None
+    return resolve(parse_selector(selector), job, checkpoints_of(seen.outputs), evaluations or no_evaluation_results)
 
 
 def training_run(attributes: dict[str, Any]) -> str:

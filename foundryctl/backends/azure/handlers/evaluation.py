@@ -65,7 +65,7 @@ class EvaluationHandler(AzureHandler):
         from foundryctl.evaluation.examples import read_cases
         from foundryctl.evaluation.metrics import parse_metrics
         from foundryctl.evaluation.predictors import GenerationSettings
-        from foundryctl.evaluation.run import NOTHING_SERVED, RunOutcome, score
+        from foundryctl.evaluation.run import RunOutcome, score_and_close, score_serving_baseline
 
         task = a.get("task") or "chat_completion"
         data = a.get("data_file") or {}
@@ -86,21 +86,11 @@ class EvaluationHandler(AzureHandler):
         deployment = a["target"]["deployment"]
         progress(f"scoring {describe_target(a)} on {len(cases)} examples")
         predictor = self._endpoint(a["project"], deployment, task, required=True)
-        try:
-            outcome = RunOutcome(score(predictor, cases, metrics, task, settings, progress, "target"))
-        finally:
-            predictor.close()
+        outcome = RunOutcome(score_and_close(predictor, cases, metrics, task, settings, progress, "target"))
         serving = (a.get("baseline") or {}).get("serving")
         if serving:
-            endpoint = self._endpoint(a["project"], serving, task, required=False)
-            if endpoint is None:
-                outcome.missing_baselines["serving"] = f"{NOTHING_SERVED} by Deployment.{serving}"
-            else:
-                try:
-                    outcome.baselines["serving"] = score(endpoint, cases, metrics, task, settings, progress,
-                                                         f"baseline Deployment.{serving}")
-                finally:
-                    endpoint.close()
+            score_serving_baseline(outcome, serving, self._endpoint(a["project"], serving, task, required=False),
+                                   cases, metrics, task, settings, progress)
         return outcome, f"Deployment.{deployment}", cases, skipped
 
     def _endpoint(self, project: str, deployment: str, task: str, *, required: bool):

@@ -119,7 +119,7 @@ class EvaluationHandler(LocalHandler, ModelFiles):
     def _score(self, workspace: str, a: dict[str, Any], progress: Progress):
         from foundryctl.evaluation.examples import read_cases
         from foundryctl.evaluation.predictors import GenerationSettings
-        from foundryctl.evaluation.run import NOTHING_SERVED, RunOutcome, score
+        from foundryctl.evaluation.run import RunOutcome, score_and_close, score_serving_baseline
 
         task = a.get("task") or "chat_completion"
         path = self._data_path(workspace, a)
@@ -137,33 +137,16 @@ class EvaluationHandler(LocalHandler, ModelFiles):
         perplexity = any(m.name == "perplexity" for m in metrics)
         progress(f"scoring {describe_target(a)} on {len(cases)} examples")
         predictor, model = self._target_predictor(workspace, a, task, perplexity, progress)
-        try:
-            scored = score(predictor, cases, metrics, task, settings, progress, "target")
-        finally:
-            predictor.close()
-        outcome = RunOutcome(scored)
+        outcome = RunOutcome(score_and_close(predictor, cases, metrics, task, settings, progress, "target"))
         baseline = a.get("baseline") or {}
         if baseline.get("serving"):
-            endpoint = self._endpoint(workspace, baseline["serving"], task, required=False)
-            if endpoint is None or a.get("serving_baseline") is None:
-                outcome.missing_baselines["serving"] = (
-                    f"{NOTHING_SERVED} by Deployment.{baseline['serving']}" if endpoint is None else
-                    f"Deployment.{baseline['serving']} serves this target already")
-                if endpoint is not None:
-                    endpoint.close()
-            else:
-                try:
-                    outcome.baselines["serving"] = score(endpoint, cases, metrics, task, settings, progress,
-                                                         f"baseline Deployment.{baseline['serving']}")
-                finally:
-                    endpoint.close()
+            score_serving_baseline(outcome, baseline["serving"],
+                                   self._endpoint(workspace, baseline["serving"], task, required=False),
+                                   cases, metrics, task, settings, progress,
+                                   serves_target=a.get("serving_baseline") is None)
         if baseline.get("base"):
-            predictor = self._base_predictor(workspace, a, task, perplexity)
-            try:
-                outcome.baselines["base"] = score(predictor, cases, metrics, task, settings, progress,
-                                                  "baseline base model")
-            finally:
-                predictor.close()
+            outcome.baselines["base"] = score_and_close(self._base_predictor(workspace, a, task, perplexity), cases,
+                                                        metrics, task, settings, progress, "baseline base model")
         return outcome, model, cases, skipped
 
     def _data_path(self, workspace: str, a: dict[str, Any]) -> str:
