@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Project, run_cli
+from conftest import Project
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_finetune_job import finetune_project, smollm2  # noqa: F401 (a fixture)

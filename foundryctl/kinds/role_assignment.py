@@ -20,6 +20,7 @@ from foundryctl.kinds.project import inside_project
 from foundryctl.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    from foundryctl.errors import Diagnostic
     from foundryctl.manifest.model import Manifest, ResourceDecl
 
 # Fixed namespace for the deterministic assignment name uuid5(scope, principal, role).
