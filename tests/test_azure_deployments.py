@@ -110,9 +110,10 @@ def job_models(monkeypatch: pytest.MonkeyPatch, backend: Any, model_of: Any) -> 
 
 
 def create_lro(fake: Any, status_op: str) -> list[tuple[str, str, str | None]]:
-    """What azure-ai-ml's PUT of a serverless endpoint sends: the PUT, two polls of the
-    Azure-AsyncOperation (InProgress, then Succeeded) and the final GET."""
-    return [("PUT", EP, ENDPOINTS_API), ("GET", status_op, ENDPOINTS_API), ("GET", status_op, ENDPOINTS_API),
+    """What creating (or switching) a serverless endpoint sends: the list that checks no other
+    endpoint serves the model, then azure-ai-ml's PUT, two polls of the Azure-AsyncOperation
+    (InProgress, then Succeeded) and the final GET."""
+    return [("GET", f"{WS}/serverlessEndpoints", ENDPOINTS_API), ("PUT", EP, ENDPOINTS_API), ("GET", status_op, ENDPOINTS_API), ("GET", status_op, ENDPOINTS_API),
             ("GET", EP, ENDPOINTS_API)]
 
 
@@ -133,7 +134,7 @@ def test_create_puts_the_endpoint_with_the_project_model_and_polls_it(project: A
         *create_lro(project, status_op),
         ("GET", EP, RAW_API),  # content safety: Enabled, as wanted: no raw PUT
     ]
-    put = project.calls[1]
+    put = project.calls[2]
     expected_model = f"azureml://locations/eastus2/workspaces/{guid(project)}/models/xbox-agent/versions/1"
     assert put.body == {"location": LOCATION, "sku": {"name": "Consumption"},
                         "properties": {"modelSettings": {"modelId": expected_model}}}
@@ -204,7 +205,7 @@ def test_create_of_a_job_model_asks_the_finetune_job_handler(project: Any, handl
     expected_model = f"azureml://locations/eastus2/workspaces/{guid(project)}/models/xbox-agent-ft/versions/3"
     assert project.requests("PUT")[0].body["properties"]["modelSettings"]["modelId"] == expected_model
     assert observed.attributes == attributes
-    assert asked == [(PROJECT, "xbox-agent", "1a2b3c4d")]
+    assert asked == [(PROJECT, "xbox-agent", "1a2b3c4d")] * 2  # the model, then the check that none serves it
 
     # a refresh compares what Azure serves with the job's model
     assert handler.read(target(attributes, EP)).attributes == attributes
@@ -448,7 +449,7 @@ def test_429_retry_after_is_waited_out(project: Any, handler: Any, tmp_path: Pat
     assert time.monotonic() - started >= 2  # both Retry-After honoured (the first retry has no backoff)
     status_op = op_path(project, "mfeOperationsStatus")
     assert requests_sent(project) == [
-        ("GET", WS, WORKSPACES_API),
+        ("GET", WS, WORKSPACES_API), ("GET", f"{WS}/serverlessEndpoints", ENDPOINTS_API),
         ("PUT", EP, ENDPOINTS_API), ("PUT", EP, ENDPOINTS_API),  # 429, then the same PUT again
         ("GET", status_op, ENDPOINTS_API), ("GET", status_op, ENDPOINTS_API),
         ("GET", EP, ENDPOINTS_API), ("GET", EP, ENDPOINTS_API),  # 429, then again
@@ -482,10 +483,19 @@ def test_endpoints_serving_lists_the_endpoints_of_a_model_version(project: Any, 
 
 def test_azure_refuses_a_second_endpoint_of_one_custom_model(project: Any, handler: Any, tmp_path: Path) -> None:
     seed_endpoint(project, PROJECT, "other-bot", model=model_id(project, PROJECT, "xbox-agent", 1))
+    writes = len(project.writes())
     with pytest.raises(BackendError) as error:
         handler.create(target(desired(tmp_path)), Progress())
-    assert "Only one deployment is permitted for a custom model" in error.value.message
-    assert "other-bot" in error.value.message
+    # Checked again right before the PUT, so no endpoint is sent (nor left Failed on Azure).
+    assert error.value.code == "ModelAlreadyDeployed"
+    assert "already served by other-bot; Azure permits one serverless deployment per custom model" \
+        in error.value.message
+    assert len(project.writes()) == writes
+    # The fake refuses it as Azure does when the check is bypassed.
+    with pytest.raises(BackendError) as refused:
+        handler._put_endpoint(PROJECT, "xbox-bot", model_id(project, PROJECT, "xbox-agent", 1), "eastus2")
+    assert "Only one deployment is permitted for a custom model" in refused.value.message
+    assert "other-bot" in refused.value.message
     assert handler.conflicts(target(desired(tmp_path))) == [endpoint_id(project, PROJECT, "other-bot")]
     # Another version of the model is another custom model.
     assert handler.conflicts(target(desired(tmp_path, model={"version": 2}))) == []

@@ -138,6 +138,7 @@ class DeploymentHandler(AzureHandler):
         a = target.attributes
         project = self._project(a["project"])
         model_id = self._desired_model_id(a["project"], a["model"], project)
+        self._refuse_if_served_elsewhere(target, "creating")
         progress(f"creating serverless endpoint {target.name} serving {_short(model_id)}")
         self._put_endpoint(a["project"], target.name, model_id, project.location)
         resource = self._settle_content_safety(self.identify(target), a, progress)
@@ -162,6 +163,7 @@ class DeploymentHandler(AzureHandler):
         model_id = self._desired_model_id(a["project"], a["model"], project)
         served = ((resource.get("properties") or {}).get("modelSettings") or {}).get("modelId")
         if served != model_id:
+            self._refuse_if_served_elsewhere(target, "switching the model of")
             progress(f"switching {target.name} from {_short(served or '?')} to {_short(model_id)} in place")
             self._put_endpoint(a["project"], target.name, model_id, resource.get("location") or project.location,
                                doing="switching the model of")
@@ -189,6 +191,17 @@ class DeploymentHandler(AzureHandler):
             return []
         return [e for e in endpoints_serving(self.backend, a["project"], name, version)
                 if arm.last_segment(e).lower() != target.name.lower()]
+
+    def _refuse_if_served_elsewhere(self, target: Target, doing: str) -> None:
+        """The plan checks `conflicts` too, but a job's model is known only once it is trained,
+        and another endpoint may have taken the model since: check again right before the PUT
+        (a refused PUT can leave a Failed endpoint behind)."""
+        others = self.conflicts(target)
+        if others:
+            raise BackendError(
+                "ModelAlreadyDeployed", f"{doing} serverless endpoint {target.name}: its model is already served by "
+                f"{', '.join(arm.last_segment(o) for o in others)}; {self.conflict_rule}",
+                hint="delete that endpoint or point it at another model, then apply again")
 
     def _put_endpoint(self, project: str, name: str, model_id: str, location: str, *,
                       doing: str = "creating") -> None:
