@@ -21,6 +21,7 @@ from foundryctl.backends.base import Backend, Target
 from foundryctl.errors import Diagnostic, ManifestError, PlanError, StateError
 from foundryctl.manifest import Manifest, load_manifest
 from foundryctl.plan import Mode, Plan, PlanOptions, load_plan, make_plan
+from foundryctl.plan.soft_deleted import held_names
 from foundryctl.sensitive import reveal
 from foundryctl.state import LockInfo, ResourceRecord, Status, Store, open_state
 
@@ -169,7 +170,8 @@ class Stack:
              lock_timeout: float = 0.0) -> Plan:
         options = PlanOptions(mode=Mode(mode), targets=list(targets), refresh=refresh)
         with self.locked("plan", timeout=lock_timeout):
-            plan = make_plan(self.manifest, self.state.snapshot(), self.backend, options, self.source)
+            plan = make_plan(self.manifest, self.state.snapshot(), self.backend, options, self.source,
+                             held_names(self.state.history()))
         self.assess(plan)
         return plan
 

@@ -124,6 +124,11 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
 
     final = run("plan", "--detailed-exitcode")
     assert final.exit_code == 2 and "8 to add" in final.output  # everything is gone again
+    # Azure soft-deleted the hub and project (purge_on_delete is off): the plan knows it from
+    # the state's history and names the choices before an apply would be refused.
+    for kind, name in (("hub", "ft-hub"), ("project", "xbox-support")):
+        assert f"foundryctl deleted {kind} {name} at" in final.output, final.output
+    assert "set on_soft_deleted: purge (its data is lost) or recover, or pick a new name" in final.output
 
     # Keys and tokens never reach output, state or plans.
     secrets = [TOKEN, *endpoint_keys.values()]

@@ -1095,15 +1095,32 @@ def test_the_same_manifest_meets_the_soft_delete_rule_locally(tmp_path: Path) ->
         assert stack.apply(destroy).ok
 
     with Stack.load(manifest()) as stack:
-        refused = stack.apply(stack.plan())
+        plan = stack.plan()
+        # The plan knows from the state's history that these names are still held, and says so.
+        held = [w for w in plan.warnings if w.code == "name-soft-deleted"]
+        assert sorted(w.address for w in held) == ["Hub.hub-a", "Project.proj-a"]
+        assert all("set on_soft_deleted: purge (its data is lost) or recover, or pick a new name" in w.message
+                   and "without purging it" in w.message for w in held)
+        refused = stack.apply(plan)
     assert not refused.ok
     [(address, _, error)] = refused.failures
     assert address == "Hub.hub-a" and getattr(error, "code", None) == "SoftDeletedWorkspaceExists"
 
     with Stack.load(manifest(", on_soft_deleted: recover")) as stack:
         plan = stack.plan()
-        assert sum("apply recovers it" in r for c in plan.pending for r in c.reasons) == 2
+        assert sum("apply recovers it" in r for c in plan.pending for r in c.reasons) >= 2
+        assert not [w for w in plan.warnings if w.code == "name-soft-deleted"]
         assert stack.apply(plan).ok
     with Stack.load(manifest(", on_soft_deleted: recover")) as stack:
         again = stack.plan()
         assert not again.has_changes, [(c.address, c.action, c.attribute_changes) for c in again.pending]
+    # A second destroy soft-deletes them again; purge_on_delete set afterwards does not free
+    # names already held, so the plan still warns.
+    with Stack.load(manifest(", on_soft_deleted: recover")) as stack:
+        assert stack.apply(stack.plan(mode="destroy")).ok
+    purged = tmp_path / "foundry.yaml"
+    purged.write_text(purged.read_text().replace("purge_on_delete: false", "purge_on_delete: true")
+                      .replace(", on_soft_deleted: recover", ""))
+    with Stack.load(purged) as stack:
+        plan = stack.plan()
+        assert [w.address for w in plan.warnings if w.code == "name-soft-deleted"] == ["Hub.hub-a", "Project.proj-a"]

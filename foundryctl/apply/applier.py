@@ -9,6 +9,7 @@ accounts for what did or did not happen; nothing is created without state knowin
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -17,6 +18,7 @@ from foundryctl.apply.walker import walk
 from foundryctl.backends.base import Backend, Observed, Progress, Target
 from foundryctl.kinds import KINDS
 from foundryctl.plan.model import DEPOSED, Action, Plan, ResourceChange
+from foundryctl.plan.soft_deleted import EVENT as SOFT_DELETED
 from foundryctl.sensitive import RedactingStore, Secrets
 from foundryctl.state.records import ResourceRecord, Status
 from foundryctl.state.sqlite_store import StateStore
@@ -212,7 +214,15 @@ def _delete(change: ResourceChange, state: StateStore, backend: Backend, progres
                         if r.address.startswith(address + DEPOSED) and r.backend_id == change.backend_id),
                        address + DEPOSED)
     state.put(_record(change, Status.DELETING, change.backend_id, change.before or {}, address=address))
-    handler.delete(_target(change, change.before, change.backend_id), progress)
+    target = _target(change, change.before, change.backend_id)
+    handler.delete(target, progress)
+    retention = handler.soft_delete_retention(target)
+    if retention is not None and change.backend_id:
+        # The name stays taken: the next plan that creates it again says so (plan/soft_deleted.py).
+        now = datetime.now(timezone.utc)
+        state.append_history(SOFT_DELETED, {"address": change.address, "backend_id": change.backend_id,
+                                     "deleted_at": now.isoformat(timespec="seconds"),
+                                     "until": (now + retention).isoformat(timespec="seconds")})
     state.remove(address)
     return None
 

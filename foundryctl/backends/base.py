@@ -11,6 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -93,6 +94,18 @@ class Handler(ABC):
         """What the plan should say about deleting this object in this backend (a hub that
         Azure only soft-deletes)."""
         return []
+
+    def soft_delete_retention(self, target: Target) -> timedelta | None:
+        """How long the backend keeps the name of a deleted `target` taken (Azure's soft delete
+        of workspaces and accounts); None when a delete frees it at once. Apply records such
+        deletes in the state's history, so a plan can warn before the name is reused."""
+        return None
+
+    def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
+        """What the plan says about creating `target` while the name foundryctl soft-deleted at
+        `deleted_at` is still taken (until `until`): the text, and whether the create will fail
+        as declared (a warning that names the choices) rather than deal with it (a note)."""
+        return (f"foundryctl deleted it at {deleted_at}; the backend keeps the name taken until {until}", True)
 
     def create_notes(self, target: Target) -> list[str]:
         """What the plan should say about creating this object in this backend (a principal

@@ -34,6 +34,19 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 SOFT_DELETE_HOURS = 48  # Learn: "Recover or purge deleted Azure AI services resources"
 
 
+
+def held_account_note(name: str, restore: bool, deleted_at: str, until: str) -> tuple[str, bool]:
+    """The plan's word on creating Foundry account `name` again while Azure keeps it
+    soft-deleted: (text, whether apply fails as declared)."""
+    head = (f"foundryctl deleted Foundry account {name} at {deleted_at} without purging it, and Azure keeps "
+            f"it soft-deleted (name and custom subdomain taken) until {until}")
+    if restore:
+        return f"{head}: apply recovers it (restore_soft_deleted: true), then brings it to the manifest", False
+    return (f"{head}, so the create fails (FlagMustBeSetForRestore) unless it has been purged since: set "
+            "restore_soft_deleted: true to recover it, purge it (`az cognitiveservices account purge`), or "
+            "pick another name"), True
+
+
 def _subdomain(value: str) -> str:
     lowered = value.lower()
     if not _SUBDOMAIN.match(lowered):

@@ -27,6 +27,24 @@ OnSoftDeleted = Annotated[Literal["fail", "purge", "recover"] | None, Field(desc
     "recover it (the local backend recovers; on Azure recovery is a portal step, see "
     "docs/azure-backend.md)."))]
 
+SOFT_DELETE_DAYS = 14  # Learn: "Workspace soft deletion", retention period
+
+
+def held_name_note(kind: str, name: str, choice: str | None, deleted_at: str, until: str, *,
+                   recover_in_portal: bool) -> tuple[str, bool]:
+    """The plan's word on creating hub or project `name` again while its soft-deleted
+    workspace holds the name: (text, whether apply fails as declared). With purge or recover
+    the create's own note already says what apply does; this adds when, and until when."""
+    head = (f"foundryctl deleted {kind.lower()} {name} at {deleted_at} without purging it, and Azure keeps "
+            f"a soft-deleted workspace's name until {until}")
+    if choice == "purge" or (choice == "recover" and not recover_in_portal):
+        return head, False
+    if choice == "recover":
+        return (f"{head}: recover it in the portal (Azure Machine Learning > Recently deleted) before apply, "
+                "which then adopts it (on_soft_deleted: recover)"), True
+    return (f"{head}, so the create fails unless it has been purged or recovered since: set on_soft_deleted: "
+            "purge (its data is lost) or recover, or pick a new name"), True
+
 
 def check_region(value: str) -> str:
     region = catalog.normalize_region(value)

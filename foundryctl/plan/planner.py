@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from foundryctl.plan.model import (
     current_address,
     is_deposed,
 )
+from foundryctl.plan.soft_deleted import SoftDeleted, shown
 from foundryctl.state.records import ResourceRecord, StateSnapshot, Status
 from foundryctl.state.sqlite_store import now_iso
 from foundryctl.suggest import did_you_mean
@@ -41,13 +43,18 @@ class PlanOptions:
 
 
 def make_plan(manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions,
-              manifest_source: dict[str, Any] | None = None) -> Plan:
-    return _Planner(manifest, state, backend, options).plan(manifest_source or {})
+              manifest_source: dict[str, Any] | None = None,
+              held_names: Mapping[str, SoftDeleted] | None = None) -> Plan:
+    """The plan; `held_names` are the names foundryctl soft-deleted that the backend still
+    holds (plan/soft_deleted.py), so creating one again is flagged before apply."""
+    return _Planner(manifest, state, backend, options, held_names or {}).plan(manifest_source or {})
 
 
 class _Planner:
-    def __init__(self, manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions):
+    def __init__(self, manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions,
+                 held_names: Mapping[str, SoftDeleted]):
         self.manifest = manifest
+        self.held_names = held_names
         self.state = state
         self.backend = backend
         self.options = options
@@ -266,6 +273,7 @@ class _Planner:
                 reasons.append("deleted outside foundryctl")
             reasons += kind.describe_changes(None, after, decl)
             reasons += self._create_notes(decl, errors)
+            reasons += self._held_name_notes(decl)
             gates = kind.plan_gates(decl, None, after, observed)
             return ResourceChange(action=Action.CREATE, before=None, reasons=reasons + gate_notes(gates),
                                   gates=gates, **common)
@@ -307,6 +315,21 @@ class _Planner:
             errors.append(Diagnostic.error(exc.message, decl.position_of(exc.path), decl.address,
                                            code=exc.code, hint=exc.hint))
             return []
+
+    def _held_name_notes(self, decl: ResourceDecl) -> list[str]:
+        """A create of a name foundryctl soft-deleted and the backend still holds: a note, and
+        a warning when the create would fail as declared."""
+        if not any(gone.address.partition(".")[0] == decl.kind.name for gone in self.held_names.values()):
+            return []
+        handler = self.backend.handler(decl.kind.name)
+        target = Target(decl.address, decl.kind.name, decl.name, decl.attributes)
+        gone = self.held_names.get(handler.identify(target).lower())
+        if gone is None:
+            return []
+        text, fails = handler.soft_deleted_note(target, shown(gone.deleted_at), shown(gone.until))
+        if fails:
+            self.warnings.append(Diagnostic.warning(text, decl.position, decl.address, code="name-soft-deleted"))
+        return [text]
 
     def _delete_change(self, record: ResourceRecord, seen: Observed | None, reason: str) -> ResourceChange:
         notes = self.backend.handler(record.kind).delete_notes(seen) if seen and record.kind in KINDS else []

@@ -17,6 +17,7 @@ What goes over the wire (the contract tests assert it):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from foundryctl import catalog
@@ -32,7 +33,7 @@ from foundryctl.backends.azure.errors import (
 from foundryctl.backends.azure.handlers.base import AzureHandler
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
-from foundryctl.kinds.foundry import SOFT_DELETE_HOURS
+from foundryctl.kinds.foundry import SOFT_DELETE_HOURS, held_account_note
 
 API_VERSION = "2025-06-01"
 RESTORE_HINT = ("set restore_soft_deleted: true on the FoundryAccount to recover it, purge it "
@@ -199,6 +200,12 @@ class FoundryAccountHandler(_CognitiveHandler):
             raise BackendError("ResourceNotFound", f"updating Foundry account {target.name}: it does not "
                                "exist any more", hint="run plan again: it will be created")
         return observed
+
+    def soft_delete_retention(self, target: Target) -> timedelta | None:
+        return None if self.config.purge_on_delete else timedelta(hours=SOFT_DELETE_HOURS)
+
+    def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
+        return held_account_note(target.name, bool(target.attributes.get("restore_soft_deleted")), deleted_at, until)
 
     def delete_notes(self, observed: Observed) -> list[str]:
         if self.config.purge_on_delete:

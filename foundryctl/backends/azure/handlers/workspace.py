@@ -17,7 +17,8 @@ What azure-ai-ml 1.35 sends (the contract tests assert it; workspaces at api-ver
 A name soft-deleted within the retention period (14 days) cannot be reused: the template
 deployment fails ("Soft-deleted workspace exists. Please purge or recover it."). azure-ai-ml has
 no call that lists soft-deleted workspaces (Learn: the portal's "Recently deleted" view), so the
-apply-time error is recognised, and the resource's `on_soft_deleted` decides: fail (default),
+plan warns only about the names foundryctl soft-deleted itself (plan/soft_deleted.py, from the
+state's history); the apply-time error is recognised, and the resource's `on_soft_deleted` decides: fail (default),
 purge (Workspaces_Delete with forceToPurge=true on the name, then the deployment again), or
 recover, which neither the SDK nor the REST spec offers: it fails saying to recover it in the
 portal, after which apply adopts the recovered workspace.
@@ -34,6 +35,7 @@ for hubs the workspace GUID and discovery URL (Hub's constructor loses them), so
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from foundryctl import catalog
@@ -49,6 +51,7 @@ from foundryctl.backends.azure.errors import (
 from foundryctl.backends.azure.handlers.base import AzureHandler
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
+from foundryctl.kinds.hub import SOFT_DELETE_DAYS, held_name_note
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import Workspace
@@ -242,6 +245,13 @@ class WorkspaceHandler(AzureHandler):
                 raise backend_error(exc, f"{doing}: purging the soft-deleted workspace",
                                     hint="purge it in the portal (Recently deleted > Permanently delete), "
                                          "then apply again") from None
+
+    def soft_delete_retention(self, target: Target) -> timedelta | None:
+        return timedelta(days=SOFT_DELETE_DAYS) if soft_delete(self.config) else None
+
+    def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
+        return held_name_note(self.kind, target.name, target.attributes.get("on_soft_deleted"), deleted_at, until,
+                              recover_in_portal=True)
 
     def create_notes(self, target: Target) -> list[str]:
         choice = target.attributes.get("on_soft_deleted")

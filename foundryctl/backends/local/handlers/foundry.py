@@ -3,6 +3,7 @@ AIServices and their `accounts/projects`, with Azure's soft delete of accounts."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from foundryctl.backends import arm
@@ -10,7 +11,7 @@ from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
-from foundryctl.kinds.foundry import SOFT_DELETE_HOURS
+from foundryctl.kinds.foundry import SOFT_DELETE_HOURS, held_account_note
 
 # Manifest attribute -> ARM property, for what a PATCH can change in place.
 ACCOUNT_PROPERTIES = {"sku": "sku", "public_network_access": "publicNetworkAccess",
@@ -72,6 +73,12 @@ class FoundryAccountHandler(LocalHandler):
         observed = self.observe(resource, after)
         assert observed is not None
         return observed
+
+    def soft_delete_retention(self, target: Target) -> timedelta | None:
+        return None if self.backend.config.purge_on_delete else timedelta(hours=SOFT_DELETE_HOURS)
+
+    def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
+        return held_account_note(target.name, bool(target.attributes.get("restore_soft_deleted")), deleted_at, until)
 
     def delete_notes(self, observed: Observed) -> list[str]:
         if self.backend.config.purge_on_delete:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from datetime import timedelta
+
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.errors import BackendError
+from foundryctl.kinds.hub import SOFT_DELETE_DAYS, held_name_note
 
 
 class WorkspaceHandler(LocalHandler):
@@ -34,6 +37,13 @@ class WorkspaceHandler(LocalHandler):
 
     def import_(self, backend_id: str, name: str) -> Observed | None:
         return self.observe(self.cloud.get(backend_id))
+
+    def soft_delete_retention(self, target: Target) -> timedelta | None:
+        return None if self.backend.config.purge_on_delete else timedelta(days=SOFT_DELETE_DAYS)
+
+    def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
+        return held_name_note(self.kind, target.name, target.attributes.get("on_soft_deleted"), deleted_at, until,
+                              recover_in_portal=False)
 
     def create_notes(self, target: Target) -> list[str]:
         choice = target.attributes.get("on_soft_deleted")
