@@ -254,12 +254,11 @@ def test_project_create_goes_in_its_hub_and_its_region(fake_azure: Any, azure_ba
 
     assert normalized(requests(fake_azure)) == [
         ("GET", f"{WS}/xbox", WORKSPACES_API),  # foundryctl: is the name taken? (404)
-        ("GET", f"{WS}/ft-hub", WORKSPACES_API),  # foundryctl: the hub and its region
-        ("GET", f"{WS}/ft-hub", WORKSPACES_API),  # azure-ai-ml copies the hub's settings
+        ("GET", f"{WS}/ft-hub", WORKSPACES_API),  # foundryctl: the hub, its region and network setting
         ("GET", f"{WS}/xbox", WORKSPACES_API),  # azure-ai-ml's own check (404)
         *create_calls("xbox"),
     ]
-    put = fake_azure.calls[4]
+    put = fake_azure.calls[3]
     [workspace] = [r for r in put.body["properties"]["template"]["resources"]
                    if r["type"] == "Microsoft.MachineLearningServices/workspaces"]
     assert workspace["properties"]["hubResourceId"] == "[parameters('workspace_hub')]"
@@ -268,6 +267,11 @@ def test_project_create_goes_in_its_hub_and_its_region(fake_azure: Any, azure_ba
     assert (value["kind"], value["location"], value["friendlyName"]) == ("project", "swedencentral", "Xbox support")
     assert value["description"] == "xbox"  # empty: the SDK fills in the name
     assert value["tagValues"] == {"cost": "xbox", "createdByToolkit": "sdk-v2-1.35.2"}
+    # The hub's setting as the template allows it (azure-ai-ml's own copy would send
+    # "PublicNetworkAccessType.ENABLED" on Python 3.11+).
+    assert (value["publicNetworkAccess"], value["associatedResourcePNA"]) == ("Enabled", "Enabled")
+    allowed = put.body["properties"]["template"]["parameters"]["associatedResourcePNA"]["allowedValues"]
+    assert value["associatedResourcePNA"] in allowed
 
     assert observed.attributes == PROJECT_ATTRS
     assert observed.outputs["hub_id"] == f"{WS}/ft-hub"

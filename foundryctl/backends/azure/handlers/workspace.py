@@ -90,6 +90,12 @@ def delete_note(config: AzureBackendConfig) -> str:
     return SOFT_DELETED if soft_delete(config) else PURGED
 
 
+def _plain(value: Any) -> str | None:
+    """A REST enum member (a str subclass whose str() is "Type.MEMBER" on Python 3.11+) as
+    its plain value."""
+    return None if value is None else str(getattr(value, "value", value))
+
+
 def _defaulted(value: str | None, name: str, last_known: str | None, unset: str | None) -> str | None:
     """Azure's value of a setting the SDK fills with the workspace name when the manifest
     leaves it empty (friendlyName, description): the manifest's `unset` when it is that
@@ -390,7 +396,21 @@ class ProjectHandler(WorkspaceHandler):
             raise BackendError("HubNotFound", f"creating project {target.name}: hub {hub_name} does not "
                                f"exist in resource group {self.resource_group}",
                                hint="create the hub first (declare it in the manifest)")
-        # A project lives in its hub's region.
+        # A project lives in its hub's region, with its hub's network setting.
         return Project(name=target.name, hub_id=self.workspace_id(hub_name), location=hub.location,
                        display_name=a.get("display_name"), description=a.get("description") or None,
-                       tags=dict(a.get("tags") or {}), resource_group=self.resource_group)
+                       tags=dict(a.get("tags") or {}), resource_group=self.resource_group,
+                       public_network_access=_plain(hub.public_network_access))
+
+    def _deploy(self, entity: Workspace) -> Workspace:
+        """azure-ai-ml's WorkspaceOperations.begin_create reads the hub again and copies its
+        public_network_access into the project as the REST enum member; azure-mgmt-resource's
+        serializer then writes str() of it into the template parameters, which on Python 3.11+
+        is "PublicNetworkAccessType.ENABLED", a value the template's allowedValues (Enabled,
+        Disabled) refuse. `_new_entity` has copied the plain value from its own read of the hub,
+        so the base class's begin_create (everything else the SDK does) runs without that step."""
+        try:
+            from azure.ai.ml.operations._workspace_operations_base import WorkspaceOperationsBase
+        except ImportError:  # another azure-ai-ml layout: its own begin_create
+            return super()._deploy(entity)
+        return WorkspaceOperationsBase.begin_create(self.clients.ml().workspaces, entity).result()
