@@ -264,7 +264,7 @@ def test_workspace_patch_bodies_follow_the_2024_10_01_preview_spec(body: dict, j
     good = {"properties": {"description": "Hub for fine-tuning", "friendlyName": "Fine-tuning"}, "tags": {"team": "ml"}}
     assert check_call("PATCH", ARM + WORKSPACE, "2024-10-01-preview", good) == []
     problems = check_call("PATCH", ARM + WORKSPACE, "2024-10-01-preview", body)
-    assert any(f"Workspaces_Update (PATCH" in p and f"at {json_path}: " in p and message in p for p in problems), problems
+    assert any("Workspaces_Update (PATCH" in p and f"at {json_path}: " in p and message in p for p in problems), problems
 
 
 def test_a_reference_that_is_not_vendored_is_refused_only_when_the_body_reaches_it(tmp_path: Path) -> None:
@@ -364,8 +364,15 @@ def test_datastore_list_secrets_bodies_follow_the_2024_10_01_preview_spec(body: 
 
 ARM_DEPLOYMENT = ("/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/rg-foundry/providers/"
                   "Microsoft.Resources/deployments/ft-hub-2435383")
-SDK_DEPLOYMENT = {"properties": {"mode": "incremental", "template": {"$schema": "x", "resources": []},
-                                 "parameters": {"kind": {"value": "hub"}, "location": {"value": "eastus2"}}}}
+SDK_DEPLOYMENT = {"properties": {"mode": "incremental", "template": {
+    "$schema": "x", "resources": [],
+    "parameters": {"kind": {"type": "string", "defaultValue": "Default", "allowedValues": ["Default", "FeatureStore",
+                                                                                           "Hub", "Project"]},
+                   "location": {"type": "string"},
+                   "associatedResourcePNA": {"type": "string", "defaultValue": "Enabled",
+                                             "allowedValues": ["Enabled", "Disabled"]},
+                   "tagValues": {"type": "object", "defaultValue": {}}}},
+    "parameters": {"kind": {"value": "hub"}, "location": {"value": "eastus2"}}}}
 
 
 @pytest.mark.parametrize(("mutate", "json_path", "message"), [
@@ -384,6 +391,28 @@ def test_template_deployment_bodies_follow_the_2020_06_01_spec(mutate, json_path
     problems = check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body)
     assert any("Deployments_CreateOrUpdate (PUT" in p and f"at {json_path}: " in p and message in p
                for p in problems), problems
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"associatedResourcePNA": {"value": "PublicNetworkAccessType.ENABLED"}},
+     "template parameter 'associatedResourcePNA': 'PublicNetworkAccessType.ENABLED' is not one of the "
+     "allowedValues ['Enabled', 'Disabled']"),
+    ({"tagValues": {"value": "cost=xbox"}}, "template parameter 'tagValues': 'cost=xbox' is not of type object"),
+    ({"kind": {"value": True}}, "template parameter 'kind': True is not of type string"),
+    ({"storageAccountName": {"value": "st1"}}, "template parameter 'storageAccountName' is not declared"),
+])
+def test_template_deployments_follow_the_templates_own_parameter_rules(given: dict, message: str) -> None:
+    """ARM checks an inline template's parameters (InvalidTemplate) although resources.json
+    leaves them free-form: allowedValues (case-insensitive), types, declared names, defaults."""
+    body = copy.deepcopy(SDK_DEPLOYMENT)
+    body["properties"]["parameters"]["associatedResourcePNA"] = {"value": "disabled"}  # ARM ignores case
+    assert check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body) == []
+    body["properties"]["parameters"].update(given)
+    problems = check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body)
+    assert any(message in p and p.startswith(f"PUT {ARM_DEPLOYMENT}: ") for p in problems), problems
+    del body["properties"]["parameters"]["location"]
+    assert any("template parameter 'location' has no value and no defaultValue" in p
+               for p in check_call("PUT", ARM + ARM_DEPLOYMENT, "2020-06-01", body))
 
 
 DATA_PUT = _DATA + "xbox-chat/versions/f6b2eac4a2ee2f267b3f2081"
