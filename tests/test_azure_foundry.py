@@ -13,7 +13,7 @@ from azurefake.families.cognitive import API, account_id, deleted_id, seed_accou
 from azurefake.fixtures import LOCATION, RESOURCE_GROUP, SUBSCRIPTION, write_manifest
 from click.testing import CliRunner
 
-from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.base import FieldError, Observed, Progress, Target
 from foundryctl.errors import BackendError
 
 ACCOUNT_ATTRS = {"location": "eastus2", "custom_subdomain_name": "ft-foundry-demo", "sku": "S0",
@@ -159,6 +159,35 @@ def test_restore_soft_deleted_recovers_with_restore_true(fake_azure: Any, accoun
     # Back as it was when deleted (no tags): a PATCH brings it to the manifest.
     assert fake_azure.requests("PATCH")[0].body == {"tags": {"team": "ml"}}
     assert observed.attributes == {**ACCOUNT_ATTRS, "restore_soft_deleted": True}
+
+
+def test_plan_refuses_a_name_azure_holds_soft_deleted_unless_it_is_restored(fake_azure: Any, accounts: Any,
+                                                                            tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Azure lists a soft-deleted account (deletedAccounts), whoever deleted it: the plan asks,
+    and refuses at restore_soft_deleted what apply would fail with (FlagMustBeSetForRestore)."""
+    from foundryctl.cli import cli
+
+    assert accounts.create_notes(account_target()) == []  # nothing deleted: nothing to say
+    seed_deleted_account(fake_azure, "ft-foundry", subdomain="ft-foundry-demo")
+    with pytest.raises(FieldError) as caught:
+        accounts.create_notes(account_target())
+    assert caught.value.path == ("restore_soft_deleted",) and caught.value.code == "FlagMustBeSetForRestore"
+    assert caught.value.message == ("Azure holds a soft-deleted Foundry account ft-foundry (deleted 2026-12-04 "
+                                    "00:00 UTC, purged by Azure 2026-12-06 00:00 UTC), so creating it again is "
+                                    "refused until then")
+    assert "restore_soft_deleted: true" in (caught.value.hint or "")
+    assert accounts.create_notes(account_target(restore_soft_deleted=True)) == [
+        "Azure holds a soft-deleted Foundry account ft-foundry (deleted 2026-12-04 00:00 UTC, purged by Azure "
+        "2026-12-06 00:00 UTC): apply recovers it (restore_soft_deleted: true), then brings it to the manifest"]
+
+    write_manifest(tmp_path, RESOURCES)
+    monkeypatch.chdir(tmp_path)
+    plan = CliRunner().invoke(cli, ["plan", "-f", "foundry.yaml"], env={"NO_COLOR": "1", "COLUMNS": "200"},
+                              catch_exceptions=False)
+    assert plan.exit_code == 1 and "error: FoundryAccount.ft-foundry: Azure holds a soft-deleted" in plan.output, \
+        plan.output
+    assert not fake_azure.writes()
 
 
 def test_restore_soft_deleted_without_one_creates_normally(fake_azure: Any, accounts: Any) -> None:

@@ -143,10 +143,17 @@ def test_apply_after_destroy_needs_restore_and_restore_recovers(project: Project
     project.write(MANIFEST)
     assert project.cli("apply", "--auto-approve").code == 0
     assert project.cli("destroy", "--auto-approve").code == 0
+    plan = project.cli("plan")  # the state's history says foundryctl soft-deleted it
+    assert "warning: FoundryAccount.ft-foundry: foundryctl deleted Foundry account ft-foundry at" in plan.output
+    assert "set restore_soft_deleted: true to recover it" in plan.output
     result = project.cli("apply", "--auto-approve")
     assert result.code == 1, result
     assert "FlagMustBeSetForRestore" in result.output and "restore_soft_deleted: true" in result.output
     project.edit("tags: {team: ml}", "tags: {team: ml}\n    restore_soft_deleted: true")
+    plan = project.cli("plan")
+    assert "warning: FoundryAccount.ft-foundry: foundryctl deleted" not in plan.output, plan.output
+    assert "recovers a soft-deleted account of this name" in plan.output
+    assert "Azure keeps it soft-deleted (name and custom subdomain taken) until" in plan.output
     result = project.cli("apply", "--auto-approve")
     assert result.code == 0, result
     assert "recovered soft-deleted account ft-foundry" in result.output

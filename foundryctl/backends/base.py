@@ -95,6 +95,10 @@ class Handler(ABC):
         Azure only soft-deletes)."""
         return []
 
+    # The backend can read a soft-deleted object itself (Azure's deletedAccounts): its
+    # create_notes say so, and the plan does not consult the state's history for it.
+    lists_soft_deleted: ClassVar[bool] = False
+
     def soft_delete_retention(self, target: Target) -> timedelta | None:
         """How long the backend keeps the name of a deleted `target` taken (Azure's soft delete
         of workspaces and accounts); None when a delete frees it at once. Apply records such

@@ -41,7 +41,7 @@ def held_account_note(name: str, restore: bool, deleted_at: str, until: str) -> 
     head = (f"foundryctl deleted Foundry account {name} at {deleted_at} without purging it, and Azure keeps "
             f"it soft-deleted (name and custom subdomain taken) until {until}")
     if restore:
-        return f"{head}: apply recovers it (restore_soft_deleted: true), then brings it to the manifest", False
+        return head, False  # the create's own note says apply recovers it
     return (f"{head}, so the create fails (FlagMustBeSetForRestore) unless it has been purged since: set "
             "restore_soft_deleted: true to recover it, purge it (`az cognitiveservices account purge`), or "
             "pick another name"), True

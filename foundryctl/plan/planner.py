@@ -322,6 +322,8 @@ class _Planner:
         if not any(gone.address.partition(".")[0] == decl.kind.name for gone in self.held_names.values()):
             return []
         handler = self.backend.handler(decl.kind.name)
+        if handler.lists_soft_deleted:
+            return []  # its create_notes asked the backend itself
         target = Target(decl.address, decl.kind.name, decl.name, decl.attributes)
         gone = self.held_names.get(handler.identify(target).lower())
         if gone is None:

@@ -31,7 +31,7 @@ from foundryctl.backends.azure.errors import (
     sdk_errors,
 )
 from foundryctl.backends.azure.handlers.base import AzureHandler
-from foundryctl.backends.base import Observed, Progress, Target
+from foundryctl.backends.base import FieldError, Observed, Progress, Target
 from foundryctl.errors import BackendError
 from foundryctl.kinds.foundry import SOFT_DELETE_HOURS, held_account_note
 
@@ -201,8 +201,32 @@ class FoundryAccountHandler(_CognitiveHandler):
                                "exist any more", hint="run plan again: it will be created")
         return observed
 
+    lists_soft_deleted = True  # GET .../deletedAccounts/NAME, whoever deleted it
+
     def soft_delete_retention(self, target: Target) -> timedelta | None:
         return None if self.config.purge_on_delete else timedelta(hours=SOFT_DELETE_HOURS)
+
+    def create_notes(self, target: Target) -> list[str]:
+        """A soft-deleted account of this name (deleted by anyone) takes the name until Azure
+        purges it: with restore_soft_deleted apply recovers it; without, Azure refuses the
+        create, so the plan does first, at that field."""
+        from foundryctl.plan.soft_deleted import shown
+
+        a = target.attributes
+        deleted = self._get(arm.deleted_account_id(self.subscription, a["location"], self.resource_group,
+                                                   target.name))
+        if deleted is None:
+            return []
+        props = getattr(deleted, "properties", None) or {}
+        deleted_at, purge_at = props.get("deletionDate"), props.get("scheduledPurgeDate")
+        details = [f"deleted {shown(str(deleted_at))}"] if deleted_at else []
+        details.append(f"purged by Azure {shown(str(purge_at))}" if purge_at else
+                       f"kept up to {SOFT_DELETE_HOURS} hours")
+        held = f"Azure holds a soft-deleted Foundry account {target.name} ({', '.join(details)})"
+        if a.get("restore_soft_deleted"):
+            return [f"{held}: apply recovers it (restore_soft_deleted: true), then brings it to the manifest"]
+        raise FieldError("FlagMustBeSetForRestore", f"{held}, so creating it again is refused until then",
+                         ("restore_soft_deleted",), hint=RESTORE_HINT)
 
     def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
         return held_account_note(target.name, bool(target.attributes.get("restore_soft_deleted")), deleted_at, until)
