@@ -102,6 +102,16 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
     assert re.search(r"xbox-agent\s+Completed", run("jobs", "list").output)
     job_logs = run("jobs", "logs", "xbox-agent")
     assert job_logs.exit_code == 1 and "is on Azure" in job_logs.output
+    # Training metrics come from the workspace's MLflow tracking server (the fake's trainer
+    # logs them on a child run of the job), one row per step, in `jobs metrics`' fields.
+    metrics = run("jobs", "metrics", "xbox-agent", "--format", "json")
+    assert metrics.exit_code == 0, metrics.output
+    assert json.loads(metrics.output) == [
+        {"type": "step", "step": 10, "train_loss": 1.9, "learning_rate": 2e-4},
+        {"type": "step", "step": 20, "train_loss": 1.4, "learning_rate": 1e-4},
+        {"type": "step", "step": 30, "train_loss": 1.1, "learning_rate": 0.0, "valid_loss": 1.25}]
+    table = run("jobs", "metrics", "xbox-agent")
+    assert re.search(r"step\s+30\s+1\.1\d*\s+1\.25", table.output), table.output
 
     # The model an endpoint serves cannot go alone (Azure refuses; the plan refuses first).
     alone = run("destroy", "--target", "FineTuneJob.xbox-agent", "--auto-approve")

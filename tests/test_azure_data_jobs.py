@@ -17,6 +17,7 @@ from azurefake.families.jobs import (
     REGISTRY_HOST,
     REGISTRY_RESOURCE_GROUP,
     REGISTRY_SUBSCRIPTION,
+    log_metrics,
     seed_model_version,
     seed_registry_model,
     set_progress,
@@ -414,6 +415,39 @@ def test_job_is_submitted_polled_to_completion_and_its_model_recorded(project, a
     # The deployment handler asks for the model of a run.
     assert azure_backend.handler("FineTuneJob").model_of("xbox-support", "xbox-ft", name.rsplit("-", 1)[1]) == \
         observed.outputs["model"]
+
+
+def test_metrics_come_from_the_workspaces_mlflow_history_paged_and_by_step(project, azure_backend, root,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    from foundryctl.backends.azure import mlflow_metrics
+
+    fake = project
+    wanted = desired(root)
+    apply_dataset(azure_backend, wanted["dataset"])
+    attributes, name = wanted["job"], job_name(wanted["job"])
+    handler = azure_backend.handler("FineTuneJob")
+    handler.create(job_target(attributes), Progress())
+    monkeypatch.setattr(mlflow_metrics, "PAGE", 2)  # three points of `loss`: two pages
+    # Metrics on the job's own run are read there (its child runs are not searched).
+    log_metrics(fake, name, {"loss": [(1, 2.0), (2, 1.5), (3, 1.0)], "eval_loss": [(3, 1.2)],
+                             "train_runtime": [(3, 42.0)]})
+    start = len(fake.calls)
+
+    rows = handler.metric_rows(job_target(attributes))
+
+    assert rows == [{"type": "step", "step": 1, "train_loss": 2.0}, {"type": "step", "step": 2, "train_loss": 1.5},
+                    {"type": "step", "step": 3, "train_loss": 1.0, "valid_loss": 1.2, "train_runtime": 42.0}]
+    mlflow = [c for c in fake.calls[start:] if "/mlflow/" in c.path]
+    assert all(c.url.startswith("https://eastus2.api.azureml.ms/mlflow/v1.0/subscriptions/") for c in mlflow)
+    assert all(c.headers["Authorization"].startswith("Bearer ") for c in mlflow)
+    assert [c.path.rsplit("/mlflow/", 1)[1] for c in mlflow] == [
+        "runs/get", "metrics/get-history", "metrics/get-history", "metrics/get-history", "metrics/get-history"]
+
+    fake.inject("GET", r"/mlflow/.*/runs/get", (403, {}, {"error_code": "PERMISSION_DENIED", "message": "no"}))
+    with pytest.raises(BackendError) as refused:
+        handler.metric_rows(job_target(attributes))
+    assert refused.value.code == "MetricsUnavailable" and "403" in refused.value.message
+    assert "Azure AI Developer" in (refused.value.hint or "")
 
 
 def test_failed_job_raises_training_failed_with_azures_message(project, azure_backend, root):

@@ -150,7 +150,7 @@ def job_logs(stack_args: dict[str, Any], name: str, follow: bool) -> None:
 def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> None:
     """Per-step and per-epoch metrics (results.csv is Azure's shape)."""
     record, directory = _one(stack_args, name)
-    rows = _foundry_metric_rows(stack_args, record) if directory is None else None
+    rows = _backend_metric_rows(stack_args, record) if directory is None else None
     if rows is None:
         directory = local_directory(record, directory, "its metrics are in Azure AI Foundry")
         if output_format == "csv":
@@ -178,20 +178,17 @@ def job_metrics(stack_args: dict[str, Any], name: str, output_format: str) -> No
     console().print(table)
 
 
-def _foundry_metric_rows(stack_args: dict[str, Any], record: Any) -> list[dict[str, Any]] | None:
-    """A Foundry project's job on Azure: its results.csv rows, read from Azure now (None for
-    any other job)."""
+def _backend_metric_rows(stack_args: dict[str, Any], record: Any) -> list[dict[str, Any]] | None:
+    """A job on Azure: its metrics, read from Azure now (a Foundry job's results file, a hub
+    job's MLflow history); None where the backend keeps none (the local runner's files)."""
     from foundryctl.backends.base import Target
 
-    if not record.attributes.get("foundry_project"):
-        return None
     with load_stack(stack_args, check_files=False) as stack:
         handler = stack.backend.handler("FineTuneJob")
-        foundry = getattr(handler, "foundry", None)
-        if foundry is None:
+        metric_rows = getattr(handler, "metric_rows", None)
+        if metric_rows is None:
             return None
-        return foundry.metric_rows(Target(record.address, record.kind, record.name, record.attributes,
-                                          record.backend_id))
+        return metric_rows(Target(record.address, record.kind, record.name, record.attributes, record.backend_id))
 
 
 # (header, metrics.jsonl field) of `jobs metrics`' table

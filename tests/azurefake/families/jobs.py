@@ -11,6 +11,11 @@
 - Run history on the workspace's discovery host ({region}.api.azureml.ms): the discovery
   document, run details (the error of a failed run) and PATCH of a run (`hidden` is how
   azure-ai-ml archives a job; MFE shows it as properties.isArchived).
+- MLflow on the same host (.../mlflow/v1.0/...workspaces/WS/api/2.0/mlflow): runs/get,
+  runs/search by parent run and metrics/get-history, paged. A job that reaches Completed logs
+  TRAINING_METRICS on a child run (`NAME_finetune`), so that both places foundryctl reads (the
+  job's run, then its child runs) are exercised; which one Azure uses is not proven live.
+  `log_metrics` puts metrics on any run.
 - The azureml system registry: registry discovery and model container/version reads, for
   resolving `azureml://registries/azureml/models/NAME/labels/latest` to a version.
 """
@@ -150,6 +155,18 @@ def _get_job(fake: FakeAzure):
     return handler
 
 
+# What a finished job's trainer logged: (metric, [(step, value)]).
+TRAINING_METRICS = {"loss": [(10, 1.9), (20, 1.4), (30, 1.1)], "learning_rate": [(10, 2e-4), (20, 1e-4), (30, 0.0)],
+                    "eval_loss": [(30, 1.25)]}
+
+
+def log_metrics(fake: FakeAzure, run: str, metrics: dict[str, list[tuple[int, float]]],
+                parent: str | None = None) -> None:
+    """MLflow metrics on run `run` (a child of `parent` when given)."""
+    runs = fake.state.setdefault("mlflow_runs", {})
+    runs[run] = {"parent": parent, "metrics": {k: list(v) for k, v in metrics.items()}}
+
+
 def _advance(fake: FakeAzure, job: dict[str, Any]) -> None:
     props = job["properties"]
     if props["status"] in TERMINAL:
@@ -165,6 +182,7 @@ def _advance(fake: FakeAzure, job: dict[str, Any]) -> None:
             existing = fake.children(container_id, "versions")
             version = str(max([int(v["name"]) for v in existing if v["name"].isdigit()] or [0]) + 1)
             _register_model(fake, container_id, version, job["name"])
+        log_metrics(fake, f"{job['name']}_finetune", TRAINING_METRICS, parent=job["name"])
 
 
 def _cancel_job(fake: FakeAzure):
@@ -284,6 +302,59 @@ def _patch_run(fake: FakeAzure):
     return handler
 
 
+# -- MLflow (the workspace's tracking server) -------------------------------------------------
+
+def _mlflow_run(fake: FakeAzure, run_id: str) -> dict[str, Any]:
+    entry = fake.state.get("mlflow_runs", {}).get(run_id) or {"parent": None, "metrics": {}}
+    tags = [{"key": "mlflow.parentRunId", "value": entry["parent"]}] if entry["parent"] else []
+    latest = [{"key": k, "value": v[-1][1], "timestamp": 1764547200000 + v[-1][0], "step": v[-1][0]}
+              for k, v in entry["metrics"].items() if v]
+    return {"info": {"run_id": run_id, "run_uuid": run_id, "experiment_id": "7", "status": "FINISHED"},
+            "data": {"metrics": latest, "params": [], "tags": tags}}
+
+
+def _mlflow_get_run(fake: FakeAzure):
+    def handler(call: Any, match: Any) -> Reply:
+        run_id = call.query.get("run_id", "")
+        known = run_id in fake.state.get("mlflow_runs", {}) or _job_of_run_id(fake, match, run_id) is not None
+        if not known:
+            return 404, {}, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Run '{run_id}' not found"}
+        return 200, {}, {"run": _mlflow_run(fake, run_id)}
+    return handler
+
+
+def _job_of_run_id(fake: FakeAzure, match: Any, run_id: str) -> dict[str, Any] | None:
+    return fake.get(f"/subscriptions/{match.group('sub')}/resourceGroups/{match.group('rg')}/providers/"
+                    f"Microsoft.MachineLearningServices/workspaces/{match.group('ws')}/jobs/{run_id}")
+
+
+def _mlflow_search(fake: FakeAzure):
+    def handler(call: Any, match: Any) -> Reply:
+        found = re.fullmatch(r"tags\.mlflow\.parentRunId\s*=\s*'([^']+)'", (call.body or {}).get("filter", "").strip())
+        if found is None:
+            return 400, {}, {"error_code": "INVALID_PARAMETER_VALUE", "message": "unsupported filter"}
+        children = [r for r, e in fake.state.get("mlflow_runs", {}).items() if e["parent"] == found.group(1)]
+        return 200, {}, {"runs": [_mlflow_run(fake, r) for r in children]}
+    return handler
+
+
+def _mlflow_history(fake: FakeAzure):
+    def handler(call: Any, match: Any) -> Reply:
+        entry = fake.state.get("mlflow_runs", {}).get(call.query.get("run_id", ""))
+        if entry is None:
+            return 404, {}, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run not found"}
+        points = entry["metrics"].get(call.query.get("metric_key", ""), [])
+        size = int(call.query.get("max_results", "25000"))
+        start = int(call.query.get("page_token") or 0)
+        page = points[start:start + size]
+        body: dict[str, Any] = {"metrics": [{"key": call.query["metric_key"], "value": v,
+                                             "timestamp": 1764547200000 + s, "step": s} for s, v in page]}
+        if start + size < len(points):
+            body["next_page_token"] = str(start + size)
+        return 200, {}, body
+    return handler
+
+
 # -- the azureml registry ------------------------------------------------------------------
 
 def _registry_discovery(fake: FakeAzure):
@@ -363,6 +434,11 @@ def install(fake: FakeAzure) -> None:
     fake.route("GET", history + r"/runs/(?P<run>[^/]+)/details", _run_details(fake), host=api_host)
     fake.route("PATCH", history + r"/experiments/(?P<exp>[^/]+)/runs/(?P<run>[^/]+)", _patch_run(fake),
                host=api_host)
+    mlflow = (r"/mlflow/v1\.0/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+              r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)/api/2\.0/mlflow")
+    fake.route("GET", mlflow + r"/runs/get", _mlflow_get_run(fake), host=api_host)
+    fake.route("POST", mlflow + r"/runs/search", _mlflow_search(fake), host=api_host)
+    fake.route("GET", mlflow + r"/metrics/get-history", _mlflow_history(fake), host=api_host)
     fake.route("GET", r"/registrymanagement/v1\.0/registries/(?P<registry>[^/]+)/discovery",
                _registry_discovery(fake), host=api_host)
     fake.route("GET", REGISTRY_PATH, _registry_model(fake), host=REGISTRY_HOST)

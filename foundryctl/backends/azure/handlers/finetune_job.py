@@ -121,6 +121,26 @@ class FineTuneJobHandler(AzureHandler):
             return self.foundry.identify(target)
         return self._job_id(target.attributes["project"], _base_name(target.name, target.attributes))
 
+    def metric_rows(self, target: Target) -> list[dict[str, Any]]:
+        """The job's training metrics, one row per logged step (`foundryctl jobs metrics`): a
+        Foundry job's results file, a hub job's MLflow history (mlflow_metrics.py)."""
+        if is_foundry_job(target):
+            return self.foundry.metric_rows(target)
+        from foundryctl.backends.azure.mlflow_metrics import MlflowMetrics
+
+        project, name = self._where(target)
+        job = self._latest_attempt(project, name)
+        if job is None:
+            raise BackendError("JobNotFound", f"job {name} does not exist in project {project}",
+                               hint="apply the FineTuneJob first")
+        workspace = read_or_none(lambda: self.clients.ml().workspaces.get(project), f"reading project {project}")
+        tracking_uri = getattr(workspace, "mlflow_tracking_uri", None)
+        if not tracking_uri:
+            raise BackendError("MetricsUnavailable", f"project {project} reports no MLflow tracking server",
+                               hint="its metrics are in the job's page in Azure AI Foundry")
+        scope = self.config.arm_endpoint.rstrip("/") + "/.default"
+        return MlflowMetrics(tracking_uri, lambda: self.clients.credential.get_token(scope).token).rows(job["name"])
+
     def _job_id(self, project: str, name: str) -> str:
         return arm.job_id(self.workspace_id(project), name)
 
