@@ -171,7 +171,7 @@ class Stack:
         options = PlanOptions(mode=Mode(mode), targets=list(targets), refresh=refresh)
         with self.locked("plan", timeout=lock_timeout):
             plan = make_plan(self.manifest, self.state.snapshot(), self.backend, options, self.source,
-                             held_names(self.state.history()))
+                             lambda: held_names(self.state.history()))
         self.assess(plan)
         return plan
 

@@ -9,9 +9,9 @@ accounts for what did or did not happen; nothing is created without state knowin
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
 from foundryctl.apply.operations import Operation, operations
 from foundryctl.apply.walker import walk
@@ -221,8 +221,8 @@ def _delete(change: ResourceChange, state: StateStore, backend: Backend, progres
         # The name stays taken: the next plan that creates it again says so (plan/soft_deleted.py).
         now = datetime.now(timezone.utc)
         state.append_history(SOFT_DELETED, {"address": change.address, "backend_id": change.backend_id,
-                                     "deleted_at": now.isoformat(timespec="seconds"),
-                                     "until": (now + retention).isoformat(timespec="seconds")})
+                                             "deleted_at": now.isoformat(timespec="seconds"),
+                                             "until": (now + retention).isoformat(timespec="seconds")})
     state.remove(address)
     return None
 

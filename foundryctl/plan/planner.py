@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -44,17 +44,18 @@ class PlanOptions:
 
 def make_plan(manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions,
               manifest_source: dict[str, Any] | None = None,
-              held_names: Mapping[str, SoftDeleted] | None = None) -> Plan:
-    """The plan; `held_names` are the names foundryctl soft-deleted that the backend still
-    holds (plan/soft_deleted.py), so creating one again is flagged before apply."""
-    return _Planner(manifest, state, backend, options, held_names or {}).plan(manifest_source or {})
+              held_names: Callable[[], Mapping[str, SoftDeleted]] | None = None) -> Plan:
+    """The plan. `held_names` gives the names foundryctl soft-deleted that the backend still
+    holds (plan/soft_deleted.py), so creating one again is flagged before apply; it is called
+    only when the plan creates something (it reads the state's whole history)."""
+    return _Planner(manifest, state, backend, options, held_names or dict).plan(manifest_source or {})
 
 
 class _Planner:
     def __init__(self, manifest: Manifest, state: StateSnapshot, backend: Backend, options: PlanOptions,
-                 held_names: Mapping[str, SoftDeleted]):
+                 held_names: Callable[[], Mapping[str, SoftDeleted]]):
         self.manifest = manifest
-        self.held_names = held_names
+        self._read_held_names = held_names
         self.state = state
         self.backend = backend
         self.options = options
@@ -315,6 +316,10 @@ class _Planner:
             errors.append(Diagnostic.error(exc.message, decl.position_of(exc.path), decl.address,
                                            code=exc.code, hint=exc.hint))
             return []
+
+    @cached_property
+    def held_names(self) -> Mapping[str, SoftDeleted]:
+        return self._read_held_names()
 
     def _held_name_notes(self, decl: ResourceDecl) -> list[str]:
         """A create of a name foundryctl soft-deleted and the backend still holds: a note, and
