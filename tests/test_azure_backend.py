@@ -148,6 +148,38 @@ def test_quickstart_plan_apply_empty_plan_destroy(fake_azure, tmp_path: Path,
         assert secret.encode() not in state_bytes
 
 
+def test_a_deployment_of_the_manifest_judges_an_evaluation_with_its_key_from_azure(
+        fake_azure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LLM judge named by Deployment: its endpoint and key are read from Azure when the
+    evaluation runs (the key is never in the manifest, the plan, state or the results)."""
+    from azurefake import route_openai_through_fake
+    from azurefake.families import endpoints
+
+    instant_sdk_waits(monkeypatch, fake_azure)
+    route_openai_through_fake(monkeypatch)  # the judge speaks through the openai client
+    root = quickstart(tmp_path)
+    manifest = root / "manifests" / "quickstart.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "    metrics: [rouge_l, token_f1, ends_with_eos, mean_length_tokens]\n",
+        "    metrics:\n      - rouge_l\n      - ends_with_eos\n      - mean_length_tokens\n      - name: judge\n        judge:\n          deployment: xbox-agent\n"
+        "          prompt: 'Answer: {prediction}. Expected: {reference}. Grade 1-5.'\n"))
+    run = Cli(root, monkeypatch)
+    teach(fake_azure, root / "manifests" / "data" / "xbox_support.jsonl")
+    monkeypatch.setattr(endpoints, "DEFAULT_ANSWER", "4")  # what the judge replies to a grading prompt
+
+    apply = run("apply", "--auto-approve")
+    assert apply.exit_code == 0, apply.output
+    graded = [c for c in fake_azure.requests("POST", r"/chat/completions$")
+              if "Expected:" in json.dumps(c.body)]
+    key = keys_of(fake_azure, endpoint_id(fake_azure, "xbox-support", "xbox-agent"))["primaryKey"]
+    assert graded and all(c.headers["Authorization"] == f"Bearer {key}" for c in graded)
+    assert all(c.url.startswith("https://xbox-agent.eastus2.models.ai.azure.com/") for c in graded)
+    scored = json.loads(run("evals", "show", "xbox-heldout", "--json").output)
+    assert scored["values"]["judge"] == 4.0 and len(graded) == scored["examples"]
+    state_bytes = b"".join(p.read_bytes() for p in (root / ".foundryctl").rglob("*") if p.is_file())
+    assert key.encode() not in state_bytes and key not in "".join(run.outputs)
+
+
 def test_every_request_carries_the_cli_login(fake_azure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = Cli(quickstart(tmp_path), monkeypatch)
     assert run("plan").exit_code == 0

@@ -103,6 +103,45 @@ def test_bad_evaluations_are_refused_at_their_line(tmp_path: Path, old: str, new
     assert any(message in e and f"foundry.yaml:{line_of(path, at)}:" in e for e in found), found
 
 
+JUDGED = EVALUATION.replace("    metrics: [rouge_l, exact_match]\n", """    metrics:
+      - rouge_l
+      - exact_match
+      - name: judge
+        judge:
+          deployment: JUDGE
+          prompt: "Grade {prediction} against {reference}, 1-5."
+""")
+JUDGE_DEPLOYMENT = """  - kind: Deployment
+    name: judge-bot
+    project: prj
+    model: {name: SmolLM2-135M-Instruct, version: 1}
+"""
+
+
+def test_a_deployment_of_the_manifest_can_judge_and_is_deployed_first(tmp_path: Path) -> None:
+    loaded = load_manifest(manifest(tmp_path, JUDGED.replace("JUDGE", "judge-bot"), DEPLOYMENT + JUDGE_DEPLOYMENT))
+    assert "Deployment.judge-bot" in loaded.graph.dependencies("Evaluation.heldout")
+    [judge] = [m for m in loaded.resources["Evaluation.heldout"].attributes["metrics"] if m["name"] == "judge"]
+    assert judge["judge"]["deployment"] == "judge-bot" and "endpoint" not in judge["judge"]
+
+
+@pytest.mark.parametrize(("judge", "message"), [
+    ("nobody", "the judge names Deployment 'nobody', which the manifest does not declare"),
+    ("agent-bot", "Deployment 'agent-bot' cannot judge the evaluation that gates its own promotion"),
+])
+def test_a_judge_deployment_must_exist_and_not_be_gated_by_it(tmp_path: Path, judge: str, message: str) -> None:
+    path = manifest(tmp_path, JUDGED.replace("JUDGE", judge))
+    found = errors(path)
+    assert any(message in e and f"foundry.yaml:{line_of(path, 'deployment: ' + judge)}:" in e for e in found), found
+
+
+def test_a_judge_is_an_endpoint_or_a_deployment_never_both(tmp_path: Path) -> None:
+    both = JUDGED.replace("deployment: JUDGE", "deployment: judge-bot\n          endpoint: https://judge.example/v1")
+    assert any("a judge is either `endpoint: URL`" in e for e in errors(manifest(tmp_path, both)))
+    keyed = JUDGED.replace("deployment: JUDGE", "deployment: judge-bot\n          key_env: JUDGE_KEY")
+    assert any("leave out `key_env`" in e for e in errors(manifest(tmp_path, keyed, DEPLOYMENT + JUDGE_DEPLOYMENT)))
+
+
 def test_promote_when_must_name_an_evaluation_of_the_served_model(tmp_path: Path) -> None:
     unknown = manifest(tmp_path, deployment=DEPLOYMENT.replace("Evaluation.heldout", "Evaluation.missing"))
     assert any("Evaluation.missing, which is not declared" in e for e in errors(unknown))

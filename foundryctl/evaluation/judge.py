@@ -2,9 +2,10 @@
 of this manifest, Azure OpenAI, any `/v1` API), through the official `openai` client.
 
 The prompt lives in the manifest with its `prompt_version`, both part of the evaluation's
-identity, so a changed prompt plans a re-run. The key is read from the
-environment variable the manifest names, at run time; it never enters results, messages or
-reprs. A reply the judge's scale cannot be read from scores None (counted apart, never 0)."""
+identity, so a changed prompt plans a re-run. An external endpoint's key is read from the
+environment variable the manifest names; a Deployment's from the backend (the handler resolves
+it, `with_judge_endpoints`); either at run time, and never into results, messages or reprs.
+A reply the judge's scale cannot be read from scores None (counted apart, never 0)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ def judge_scores(config: JudgeConfig, examples: Sequence[Example]) -> list[float
     """Each example's grade (None where the reply carries none)."""
     import openai
 
-    key = os.environ.get(config.key_env) if config.key_env else None
+    if config.endpoint is None:
+        raise BackendError("JudgeNotResolved", f"the judge Deployment {config.deployment!r} was not resolved to "
+                           "its endpoint", hint="run the evaluation through foundryctl apply")
+    key = config._key or (os.environ.get(config.key_env) if config.key_env else None)
     if config.key_env and not key:
         raise BackendError("JudgeKeyMissing", f"the judge's key variable {config.key_env} is not set",
                            hint=f"export {config.key_env}=... before apply (the manifest names the variable, "

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 CHAT, CLASSIFICATION = "chat_completion", "text_classification"
 
@@ -83,10 +83,14 @@ PER_LABEL = ("precision", "recall", "f1")
 class JudgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    endpoint: str = Field(pattern=r"^https?://", description="Base URL of an OpenAI-compatible API (…/v1).")
+    endpoint: str | None = Field(None, pattern=r"^https?://", description=(
+        "Base URL of an OpenAI-compatible API (…/v1), outside the manifest."))
+    deployment: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", description=(
+        "A Deployment of this manifest as the judge (its endpoint and key are read when the "
+        "evaluation runs); instead of `endpoint`."))
     model: str = Field("default", min_length=1, description="The judge's model (or deployment) name.")
     key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description=(
-        "Environment variable holding the judge's key (never the key itself); none: no key."))
+        "Environment variable holding the judge's key at `endpoint` (never the key itself); none: no key."))
     prompt: str = Field(min_length=1, description="Template with {prompt}, {reference} and {prediction}.")
     prompt_version: str = Field("1", min_length=1, description="Bump it when the prompt's meaning changes.")
     scale: tuple[int, int] | Literal["pass_fail"] = Field((1, 5), description=(
@@ -107,6 +111,26 @@ class JudgeConfig(BaseModel):
         if "prediction" not in names:
             raise ValueError("the judge's prompt must show the answer: put {prediction} in it")
         return value
+
+    # The key of a `deployment` judge, read from the backend at run time: never dumped, shown
+    # or stored (a private attribute), and only on the copy `with_endpoint` makes.
+    _key: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> JudgeConfig:
+        if (self.endpoint is None) == (self.deployment is None):
+            raise ValueError("a judge is either `endpoint: URL` (with `key_env`) or `deployment: NAME` of this manifest")
+        if self.deployment is not None and self.key_env is not None:
+            raise ValueError("a `deployment` judge's key is read from the deployment: leave out `key_env`")
+        return self
+
+    def with_endpoint(self, url: str, key: str) -> JudgeConfig:
+        """This `deployment` judge pointed at the deployment's endpoint, with its key."""
+        # Our endpoints name the model by the deployment; Azure's serverless ones ignore it.
+        resolved = self.model_copy(update={"endpoint": url, **({"model": self.deployment}
+                                                                if self.model == "default" else {})})
+        resolved._key = key
+        return resolved
 
     @field_validator("scale")
     @classmethod
@@ -162,6 +186,18 @@ class MetricConfig(BaseModel):
             except SchemaError as exc:
                 raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
         return self
+
+
+def with_judge_endpoints(metrics: Sequence[MetricConfig],
+                         endpoint_of: Callable[[str], tuple[str, str]]) -> list[MetricConfig]:
+    """`metrics` with each `deployment` judge resolved by `endpoint_of(NAME) -> (url, key)`."""
+    out = []
+    for config in metrics:
+        judge = config.judge
+        if judge is not None and judge.deployment is not None and judge.endpoint is None:
+            config = config.model_copy(update={"judge": judge.with_endpoint(*endpoint_of(judge.deployment))})
+        out.append(config)
+    return out
 
 
 def parse_metrics(raw: Any) -> list[MetricConfig]:

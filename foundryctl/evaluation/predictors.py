@@ -169,6 +169,7 @@ class EndpointPredictor:
         from urllib.parse import urlsplit
 
         self.base_url, self.task, self.concurrency, self.model = base_url.rstrip("/"), task, concurrency, model
+        self.key = key  # a judge Deployment's key goes on to the judge's client
         self.timeout = timeout
         self.session = requests.Session()
         # Our own servers on 127.0.0.1 bypass any proxy; an Azure endpoint goes the usual way.

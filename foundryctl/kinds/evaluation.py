@@ -140,6 +140,11 @@ class Evaluation(Kind):
         return inside_project(decl.spec.project, manifest)  # type: ignore[attr-defined]
 
     @classmethod
+    def implicit_dependencies(cls, decl: ResourceDecl, manifest: Manifest) -> list[str]:
+        # A judge that is a Deployment of this manifest answers before the evaluation runs.
+        return [a for a in (f"Deployment.{d}" for d in _judge_deployments(decl.spec)) if a in manifest.resources]
+
+    @classmethod
     def attributes(cls, spec: Spec) -> dict[str, Any]:
         attributes = super().attributes(spec)
         attributes["metrics"] = [m.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -292,6 +297,26 @@ class Evaluation(Kind):
             out.append(Diagnostic.error(
                 f"baseline.serving names Deployment {spec.baseline.serving!r}, which the manifest does not declare",
                 decl.position_of(("baseline", "serving")), decl.address, code="unknown-reference"))
+        for i, metric in enumerate(spec.metrics):
+            judge = getattr(metric, "judge", None)
+            if judge is None or judge.deployment is None:
+                continue
+            where = decl.position_of(("metrics", i, "judge", "deployment"))
+            judge_decl = manifest.resources.get(f"Deployment.{judge.deployment}")
+            if judge_decl is None:
+                out.append(Diagnostic.error(
+                    f"the judge names Deployment {judge.deployment!r}, which the manifest does not declare",
+                    where, decl.address, code="unknown-reference",
+                    hint="declare it, or give the judge `endpoint: URL` and `key_env` for one outside the manifest"))
+            elif judge_decl.spec.project != spec.project:  # type: ignore[attr-defined]
+                out.append(Diagnostic.error(
+                    f"the judge Deployment {judge.deployment!r} is in project {judge_decl.spec.project!r}, "  # type: ignore[attr-defined]
+                    f"not {spec.project!r}", where, decl.address, code="cross-project"))
+            elif decl.address in judge_decl.spec.promote_when:  # type: ignore[attr-defined]
+                out.append(Diagnostic.error(
+                    f"Deployment {judge.deployment!r} cannot judge the evaluation that gates its own promotion",
+                    where, decl.address, code="judge-is-gated",
+                    hint="judge with another deployment (a stronger model), or an external endpoint"))
         if manifest.backend.type == "azure" and spec.target.deployment is None:
             out.append(Diagnostic.error(
                 "on the azure backend an Evaluation scores a deployed endpoint: Azure runs no inference on a "
@@ -303,6 +328,11 @@ class Evaluation(Kind):
                 "perplexity and baseline.base need the model's weights: local backend only",
                 decl.position_of(("metrics",)), decl.address, code="metric-unavailable"))
         return out
+
+
+def _judge_deployments(spec: Any) -> list[str]:
+    return [m.judge.deployment for m in spec.metrics if getattr(m, "judge", None) is not None
+            and m.judge.deployment is not None]
 
 
 def served_model(attributes: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -154,3 +154,30 @@ def _encode(reply: Reply) -> tuple[int, dict[str, str], Any]:
         return status, headers, body
     headers.setdefault("Content-Type", "application/json")
     return status, headers, json.dumps(body)
+
+
+def route_openai_through_fake(monkeypatch: Any) -> None:
+    """Send the `openai` client's requests (it speaks httpx, which `responses` does not see)
+    through `requests`, so the fake answers them like the SDKs' own calls."""
+    import functools
+
+    import openai
+    import requests
+
+    try:
+        import httpx2 as httpx  # the openai client's HTTP library in this release line
+    except ImportError:  # pragma: no cover - older openai releases use httpx
+        import httpx  # type: ignore[no-redef]
+
+    class ViaRequests(httpx.BaseTransport):
+        def handle_request(self, request: Any) -> Any:
+            # httpx lower-cases header names; the fake's routes read them as the SDKs write them.
+            headers = {"-".join(part.capitalize() for part in k.split("-")): v for k, v in request.headers.items()}
+            sent = requests.request(request.method, str(request.url), headers=headers, data=request.read(),
+                                    timeout=60)
+            headers = {k: v for k, v in sent.headers.items()
+                       if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")}
+            return httpx.Response(sent.status_code, headers=headers, content=sent.content, request=request)
+
+    monkeypatch.setattr(openai, "OpenAI", functools.partial(openai.OpenAI,
+                                                            http_client=httpx.Client(transport=ViaRequests())))

@@ -63,7 +63,7 @@ class EvaluationHandler(AzureHandler):
 
     def _score(self, a: dict[str, Any], progress: Progress):
         from foundryctl.evaluation.examples import read_cases
-        from foundryctl.evaluation.metrics import parse_metrics
+        from foundryctl.evaluation.metrics import parse_metrics, with_judge_endpoints
         from foundryctl.evaluation.predictors import GenerationSettings
         from foundryctl.evaluation.run import RunOutcome, score_and_close, score_serving_baseline
 
@@ -79,7 +79,7 @@ class EvaluationHandler(AzureHandler):
             raise BackendError("EvaluationDataEmpty", f"Dataset {a['data']!r} ({a.get('split')}) has no example to "
                                "evaluate", hint="an evaluation example is a conversation ending in the assistant's "
                                                 "reference answer")
-        metrics = parse_metrics(a["metrics"])
+        metrics = with_judge_endpoints(parse_metrics(a["metrics"]), lambda name: self._judge(a["project"], name))
         generation = a.get("generation") or {}
         settings = GenerationSettings(generation.get("max_tokens", 256), generation.get("temperature", 0.0),
                                       generation.get("seed", 0))
@@ -92,6 +92,12 @@ class EvaluationHandler(AzureHandler):
             score_serving_baseline(outcome, serving, self._endpoint(a["project"], serving, task, required=False),
                                    cases, metrics, task, settings, progress)
         return outcome, f"Deployment.{deployment}", cases, skipped
+
+    def _judge(self, project: str, deployment: str) -> tuple[str, str]:
+        """A judge Deployment's endpoint and key (it must be running)."""
+        predictor = self._endpoint(project, deployment, "chat_completion", required=True)
+        predictor.close()
+        return predictor.base_url, predictor.key
 
     def _endpoint(self, project: str, deployment: str, task: str, *, required: bool):
         from foundryctl.evaluation.predictors import EndpointPredictor

@@ -118,6 +118,7 @@ class EvaluationHandler(LocalHandler, ModelFiles):
 
     def _score(self, workspace: str, a: dict[str, Any], progress: Progress):
         from foundryctl.evaluation.examples import read_cases
+        from foundryctl.evaluation.metrics import with_judge_endpoints
         from foundryctl.evaluation.predictors import GenerationSettings
         from foundryctl.evaluation.run import RunOutcome, score_and_close, score_serving_baseline
 
@@ -130,7 +131,7 @@ class EvaluationHandler(LocalHandler, ModelFiles):
                                                 "answer)" if skipped else ""),
                                hint="an evaluation example is a conversation ending in the assistant's reference "
                                     "answer (or a labelled text for classification)")
-        metrics = _metric_configs(a["metrics"])
+        metrics = with_judge_endpoints(_metric_configs(a["metrics"]), lambda name: self._judge(workspace, name))
         generation = a.get("generation") or {}
         settings = GenerationSettings(generation.get("max_tokens", 256), generation.get("temperature", 0.0),
                                       generation.get("seed", 0))
@@ -191,6 +192,12 @@ class EvaluationHandler(LocalHandler, ModelFiles):
             # The untrained head the job started from: the same labels, the same seeded initialisation.
             return ClassifierPredictor.load(base_dir, None, labels=classification_labels(adapter))
         return EnginePredictor.load(base_dir, None, score_references=perplexity)
+
+    def _judge(self, workspace: str, deployment: str) -> tuple[str, str]:
+        """A judge Deployment's endpoint and key (it must be serving)."""
+        predictor = self._endpoint(workspace, deployment, "chat_completion", required=True)
+        predictor.close()
+        return predictor.base_url, predictor.key
 
     def _endpoint(self, workspace: str, deployment: str, task: str, *, required: bool):
         """A predictor calling Deployment `deployment`'s endpoint, or None (not `required`) when
