@@ -61,6 +61,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, smollm2) -> Iterator[Proj
 
 def retrain(project: Project) -> None:
     """A new learning-rate multiplier: a new training run the deployment will follow."""
+    project.runs_before = set(_run_dirs(project))  # type: ignore[attr-defined]
     old = project.multiplier  # type: ignore[attr-defined]
     project.multiplier = old + 1  # type: ignore[attr-defined]
     project.edit(f"learning_rate_multiplier: {old}\n", f"learning_rate_multiplier: {old + 1}\n")
@@ -70,13 +71,31 @@ def served_model(project: Project) -> str:
     return record(project, DEPLOYMENT_ADDRESS).outputs["model_id"]
 
 
-def new_run(project: Project) -> JobDir:
-    """The job directory of the run being trained now (the newest one)."""
-    return JobDir(max((project.cloud_path / "jobs").glob("*/xbox-agent-*"), key=lambda p: p.stat().st_mtime))
+def _run_dirs(project: Project) -> list[Path]:
+    return list((project.cloud_path / "jobs").glob("*/xbox-agent-*"))
 
 
-def training_step(directory: JobDir, at_least: int) -> bool:
-    return (directory.read_status().get("step") or 0) >= at_least and directory.state() == "Running"
+def new_run(project: Project) -> JobDir | None:
+    """The job directory of the run being trained now: the one the last retrain's apply made
+    (not the newest by mtime: writing into the old run's directory would make it look new).
+    None until apply has made it."""
+    before = getattr(project, "runs_before", None)
+    runs = _run_dirs(project)
+    if before is None:  # no retrain yet: the only run there is
+        return JobDir(runs[0]) if runs else None
+    made = [d for d in runs if d not in before]
+    return JobDir(made[-1]) if made else None
+
+
+def training_step(directory: JobDir | None, at_least: int) -> bool:
+    if directory is None:
+        return False
+    try:
+        return (directory.read_status().get("step") or 0) >= at_least and directory.state() == "Running"
+    except FileNotFoundError:  # not written yet
+        return False
+
+
 
 
 def interrupted_apply(project: Project, interrupt: Callable[[subprocess.Popen], None], *args: str,
