@@ -33,7 +33,7 @@ from foundryctl.backends.azure.errors import (
 from foundryctl.backends.azure.handlers.base import AzureHandler
 from foundryctl.backends.base import FieldError, Observed, Progress, Target
 from foundryctl.errors import BackendError
-from foundryctl.kinds.foundry import SOFT_DELETE_HOURS, held_account_note
+from foundryctl.kinds.foundry import SOFT_DELETE_HOURS
 
 API_VERSION = "2025-06-01"
 RESTORE_HINT = ("set restore_soft_deleted: true on the FoundryAccount to recover it, purge it "
@@ -227,9 +227,6 @@ class FoundryAccountHandler(_CognitiveHandler):
             return [f"{held}: apply recovers it (restore_soft_deleted: true), then brings it to the manifest"]
         raise FieldError("FlagMustBeSetForRestore", f"{held}, so creating it again is refused until then",
                          ("restore_soft_deleted",), hint=RESTORE_HINT)
-
-    def soft_deleted_note(self, target: Target, deleted_at: str, until: str) -> tuple[str, bool]:
-        return held_account_note(target.name, bool(target.attributes.get("restore_soft_deleted")), deleted_at, until)
 
     def delete_notes(self, observed: Observed) -> list[str]:
         if self.config.purge_on_delete:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
