@@ -535,3 +535,23 @@ def test_evaluate_counts() -> None:
     assert len(result["errors"]) == 2
     with pytest.raises(ValueError, match="bad label"):
         evaluate(Fixed(), [{"text": "x", "labels": {"violence": "extreme"}}])
+
+
+def test_a_long_text_is_read_in_blocks_with_the_same_verdicts() -> None:
+    from foundryctl.serving.content_filter.offline import BLOCK_CHARS, OfflineClassifier, _blocks
+
+    classifier = OfflineClassifier()
+    threat = "I am going to kill you and your family tonight"
+    assert classifier.classify(threat)["violence"] != "safe"
+    filler = "the quick brown fox jumps over the lazy dog "
+    for offset in range(0, 400, 37):  # the threat lands on, before and after the first cut
+        text = filler * ((BLOCK_CHARS - offset) // len(filler)) + threat + " " + filler * 200
+        assert len(list(_blocks(text))) > 1
+        assert classifier.classify(text)["violence"] == classifier.classify(threat)["violence"], offset
+    # blocks start at a word: "skills" cut into "kills" would be a violent word
+    text = ("my skills " * (3 * BLOCK_CHARS // 10))
+    assert all(not block.startswith(("kill", "ill")) for block in _blocks(text))
+    assert classifier.classify(text) == classifier.classify("my skills")
+    assert list(_blocks(filler)) == [filler]
+    joined = list(_blocks("x" * (3 * BLOCK_CHARS)))  # no whitespace at all: cut anyway, and end
+    assert all(len(block) <= BLOCK_CHARS for block in joined) and joined[-1].endswith("x")

@@ -414,6 +414,29 @@ def _sentences(text: str) -> Iterable[str]:
             yield sentence
 
 
+# A regex search holds the GIL for its whole scan: over a multi-megabyte prompt one pattern
+# stalls the server's event loop for most of a second. Longer texts are read in blocks this
+# long, cut at whitespace, each overlapping the next so that a phrase across a cut is seen whole.
+BLOCK_CHARS = 4_096
+BLOCK_OVERLAP = 256
+_SPACE = _c(r"\s")
+
+
+def _blocks(text: str) -> Iterable[str]:
+    """The text itself when it is short; else overlapping pieces of at most BLOCK_CHARS."""
+    start = 0
+    while len(text) - start > BLOCK_CHARS:
+        end = start + BLOCK_CHARS
+        cut = max(text.rfind(" ", start + BLOCK_OVERLAP * 2, end), text.rfind("\n", start + BLOCK_OVERLAP * 2, end))
+        end = cut if cut > 0 else end
+        yield text[start:end]
+        # the next block starts at a word, never inside one ("skill" read as "kill")
+        start = end - BLOCK_OVERLAP
+        space = _SPACE.search(text, start, end)
+        start = space.start() if space else start
+    yield text[start:]
+
+
 class OfflineClassifier:
     """Rule-based, English only; microseconds per sentence, no network, no model."""
 
@@ -424,8 +447,8 @@ class OfflineClassifier:
 
     def explain(self, text: str) -> dict[str, tuple[int, str]]:
         """Each category's level (0-3) and the rule that set it, for the strongest sentence."""
-        masked = _BENIGN.sub(_MASK, normalise(text))
-        sentences = list(_sentences(masked))
+        sentences = [sentence for block in _blocks(text)
+                     for sentence in _sentences(_BENIGN.sub(_MASK, normalise(block)))]
         # Self-harm reads the whole text for intent: "I want to die. How many pills?"
         context = " ".join(s for s in sentences if _SH_DESIRE.search(s))[:500]
         best = {category: (SAFE, "") for category in CATEGORIES}
