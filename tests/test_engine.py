@@ -188,6 +188,47 @@ def test_walker_runs_independent_work_in_parallel_and_stops_on_failure() -> None
     assert set(result.completed) == {f"n{i}" for i in range(6)}
 
 
+def test_ctrl_c_anywhere_on_the_main_thread_stops_the_walk_in_order() -> None:
+    """A Ctrl-C that lands outside the walker's wait (here: inside the on_interrupt callback,
+    and between two completions) is still the orderly stop, then the abort: never a bare
+    KeyboardInterrupt that would unwind past the running operations."""
+    import os
+    import signal
+
+    from foundryctl.apply.walker import ApplyAborted
+
+    release = threading.Event()
+    heard: list[list[str]] = []
+
+    def work(node: str) -> None:
+        if node == "slow":
+            release.wait(10)
+
+    def on_interrupt(running: list[str]) -> None:
+        heard.append(running)
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C arrives while we print the first
+        time.sleep(0.3)
+
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(ApplyAborted) as aborted:
+        walk(["quick", "slow"], {}, work, parallelism=2, on_interrupt=on_interrupt)
+    assert time.monotonic() - started < 3
+    assert heard == [["slow"]] and aborted.value.running == ["slow"]
+    release.set()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
+
+    # One Ctrl-C while many operations complete: the walk stops starting new ones and ends.
+    def burst(node: str) -> None:
+        if node == "n3":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    nodes = [f"n{i}" for i in range(30)]
+    result = walk(nodes, {n: ({nodes[i - 1]} if i else set()) for i, n in enumerate(nodes)}, burst,
+                  parallelism=1, on_interrupt=lambda running: None)
+    assert result.interrupted and "n29" in result.not_started and "n3" in result.completed
+
+
 # -- plan data ------------------------------------------------------------------------------
 
 def test_plan_round_trips_through_its_json_form() -> None:

@@ -12,9 +12,12 @@ a later apply instead of failing.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -53,38 +56,31 @@ def walk(nodes: Sequence[Node], waits: dict[Node, set[Node]], run: Callable[[Nod
     stopping = False
     # Not a `with` block: leaving it joins the workers, and a second Ctrl-C must not wait.
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply")
+    interrupts = _Interrupts()
+    heard = 0
     try:
-        while ready or running:
-            while ready and not stopping and len(running) < parallelism:
-                node = ready.popleft()
-                running[pool.submit(run, node)] = node
-            if not running:
-                break
-            try:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                if result.interrupted:
-                    raise ApplyAborted([str(n) for n in running.values()]) from None
-                stopping = result.interrupted = True
-                if on_interrupt is not None:
-                    on_interrupt([str(n) for n in running.values()])
-                continue
-            for future in done:
-                node = running.pop(future)
-                error = future.exception()
-                if error is not None:
-                    result.failed.append((node, error))
-                    stopping = True
+        with interrupts.counted():
+            while ready or running:
+                while ready and not stopping and len(running) < parallelism:
+                    node = ready.popleft()
+                    running[pool.submit(run, node)] = node
+                if not running:
+                    break
+                try:
+                    done, _ = wait(running, timeout=interrupts.poll, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:  # raised by a SIGINT handler that is not ours
+                    interrupts.count += 1
+                    done = set()
+                if interrupts.count > heard:
+                    if result.interrupted or interrupts.count - heard > 1:
+                        raise ApplyAborted([str(n) for n in running.values()])
+                    heard = interrupts.count
+                    stopping = result.interrupted = True
+                    if on_interrupt is not None:
+                        on_interrupt([str(n) for n in running.values()])
                     continue
-                result.completed.append(node)
-                pending = future.result()
-                if pending:
-                    result.pending.append((node, pending))
-                    continue  # its dependents stay waiting: deferred below
-                for dependent in dependents[node]:
-                    remaining[dependent].discard(node)
-                    if not remaining[dependent]:
-                        ready.append(dependent)
+                _finish(done, running, result, dependents, remaining, ready)
+                stopping = stopping or bool(result.failed)
     except ApplyAborted:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -94,6 +90,53 @@ def walk(nodes: Sequence[Node], waits: dict[Node, set[Node]], run: Callable[[Nod
     result.deferred = [(n, deferred[n]) for n in nodes if n in deferred]
     result.not_started = [n for n in nodes if n not in finished and n not in deferred]
     return result
+
+
+def _finish(done: set[Future], running: dict[Future, Node], result: WalkResult[Node],
+            dependents: dict[Node, list[Node]], remaining: dict[Node, set[Node]], ready: deque[Node]) -> None:
+    """Record the finished operations and make ready what waited only for them."""
+    for future in done:
+        node = running.pop(future)
+        error = future.exception()
+        if error is not None:
+            result.failed.append((node, error))
+            continue
+        result.completed.append(node)
+        pending = future.result()
+        if pending:
+            result.pending.append((node, pending))
+            continue  # its dependents stay waiting: deferred below
+        for dependent in dependents[node]:
+            remaining[dependent].discard(node)
+            if not remaining[dependent]:
+                ready.append(dependent)
+
+
+class _Interrupts:
+    """Ctrl-C counted by a SIGINT handler while the walk runs on the main thread. Python's own
+    KeyboardInterrupt lands wherever the main thread is: outside `wait` (between two
+    completions, in an on_interrupt callback) it would skip the orderly stop, and interpreter
+    exit would then join every running operation."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.poll: float | None = None  # None: wait for a completion (KeyboardInterrupt wakes it)
+
+    @contextmanager
+    def counted(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield  # another thread, or a process that ignores or handles Ctrl-C itself
+            return
+        previous = signal.signal(signal.SIGINT, self._heard)
+        self.poll = 0.1
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _heard(self, signum: int, frame: object) -> None:
+        self.count += 1
 
 
 def _downstream(pending: list[tuple[Node, str]], dependents: dict[Node, list[Node]],
