@@ -94,12 +94,12 @@ def run_level(clients: int, per_client: int, call) -> Level:
 
 
 def start_server(model_dir: Path, root: Path, max_batch_size: int) -> tuple[subprocess.Popen, int, str]:
-    from foundryctl.backends.local.handlers.deployment import _free_port, _healthy
+    from foundryctl.backends.local.server_process import free_port, healthy
     from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
 
     directory = DeploymentDir(root / "deployment")
     directory.ensure_secrets()
-    port = _free_port()
+    port = free_port()
     directory.write_config(ServerConfig(deployment="bench", model_dir=str(model_dir), adapter_dir=None,
                                         model_id="SmolLM2-135M-Instruct", port=port, device="cpu",
                                         content_filter={"enabled": True}, max_batch_size=max_batch_size))
@@ -107,7 +107,7 @@ def start_server(model_dir: Path, root: Path, max_batch_size: int) -> tuple[subp
     process = subprocess.Popen([sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     deadline = time.monotonic() + 300
-    while not _healthy(port):
+    while not healthy(port):
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the server did not start; see {directory.log}")
         time.sleep(0.2)

@@ -7,10 +7,18 @@ result and refusing what Azure refuses at create time."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
+import openai
+import pytest
 from conftest import PRINCIPAL, Project, require
+
+from foundryctl.training.jobdir import pid_alive
 
 JOB = "FineTuneJob.tone"
 MANIFEST = """\
@@ -141,7 +149,9 @@ def test_apply_trains_the_local_substitute_and_destroy_removes_the_job(project: 
     name: strict
     account: ft-foundry
     content_filters:
+      - {category: Violence, source: Prompt, severity_threshold: High}
       - {category: Violence, source: Completion, severity_threshold: Low}
+      - {category: Jailbreak, source: Prompt}
   - kind: FoundryDeployment
     name: tone-dev
     job: tone
@@ -169,13 +179,101 @@ def test_apply_trains_the_local_substitute_and_destroy_removes_the_job(project: 
     finally:
         state.close()
     assert deployment.outputs["model"] == outputs["model"]["name"] and deployment.attributes["rai_policy"] == "strict"
-    assert "the local backend does not serve Foundry deployments" in applied.stdout
+    assert deployment.outputs["status"] == "Running" and deployment.outputs["served"]
+    assert "RAI policy strict: Jailbreak not applied locally" in applied.stdout
     metrics = project.cli("jobs", "metrics", "tone", "--format", "json")
     assert metrics.code == 0 and any(r["type"] == "step" for r in json.loads(metrics.stdout))
     assert project.cli("plan", "--detailed-exitcode").code == 0
+    server = check_the_served_deployment(project, deployment.outputs["model"])
+
+    # The policy changes: the running server takes it without a restart, as Azure applies it at once.
+    project.write(project.manifest.read_text().replace(
+        "{category: Violence, source: Prompt, severity_threshold: High}",
+        "{category: Violence, source: Prompt, severity_threshold: Medium}"))
+    applied = project.cli("apply", "--auto-approve", timeout=300)
+    assert applied.code == 0, applied
+    assert "deployment tone-dev: content filter reloaded" in applied.stdout
+    assert server.read_status()["pid"] == server_pid(server)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(project).chat.completions.create(model="tone-dev", messages=[{"role": "user", "content": MEDIUM}],
+                                                max_tokens=4)
+    assert refused.value.code == "content_filter"
+
+    # A server that dies is drift: the plan says so and one apply serves again.
+    os.killpg(server_pid(server), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while pid_alive(server_pid(server)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    planned = project.cli("plan", "--detailed-exitcode")
+    assert planned.code == 2 and "apply deploys it again" in planned.stdout, planned
+    applied = project.cli("apply", "--auto-approve", timeout=300)
+    assert applied.code == 0, applied
+    assert client(project).chat.completions.create(
+        model="tone-dev", messages=[{"role": "user", "content": "Ticket 3: my order is late."}],
+        max_tokens=4).choices[0].message.content is not None
+    assert project.cli("plan", "--detailed-exitcode").code == 0
+
+    pid = server_pid(server)
     destroyed = project.cli("destroy", "--auto-approve", timeout=300)
     assert destroyed.code == 0, destroyed
-    assert not job_dir.exists()
+    assert not job_dir.exists() and not server.path.exists()
+    assert not pid_alive(pid)
+
+
+MEDIUM = "I am going to punch my neighbour"
+HIGH = "I am going to kill him tonight, I have a plan and a knife"
+
+
+def server_pid(server: Any) -> int:
+    return server.read_status()["pid"]
+
+
+def client(project: Project) -> Any:
+    keys = project.cli("deployments", "keys", "tone-dev", "--format", "json")
+    assert keys.code == 0, keys
+    found = json.loads(keys.stdout)
+    return openai.OpenAI(base_url=found["endpoint"], api_key=found["key1"], max_retries=0)
+
+
+def check_the_served_deployment(project: Project, model: str) -> Any:
+    """The deployment answers the openai client on both routes, with its own keys, behind the
+    RAI policy's thresholds per source; `deployments list/show` know it."""
+    from foundryctl.serving.content_filter.offline import OfflineClassifier
+    from foundryctl.serving.content_filter.policy import FilterPolicy, assess
+    from foundryctl.serving.deploydir import DeploymentDir
+
+    state = project.state()
+    try:
+        record = state.get("FoundryDeployment.tone-dev")
+    finally:
+        state.close()
+    listed = project.cli("deployments", "list")
+    assert listed.code == 0 and "tone-dev" in listed.stdout and "Running" in listed.stdout, listed
+    shown = project.cli("deployments", "show", "tone-dev")
+    assert shown.code == 0 and "prompt: violence high" in shown.stdout, shown
+    plain = client(project)
+    answer = plain.chat.completions.create(
+        model="tone-dev", messages=[{"role": "user", "content": "Ticket 3: my order is late."}], max_tokens=8)
+    assert answer.choices[0].message.content and answer.model == "tone-dev"
+    port = record.outputs["port"]
+    azure = openai.AzureOpenAI(azure_endpoint=f"http://127.0.0.1:{port}", api_key=plain.api_key,
+                               api_version="2024-10-21", max_retries=0)
+    assert azure.chat.completions.create(model="tone-dev", messages=[{"role": "user", "content": "Ticket 1: late."}],
+                                         max_tokens=4).choices[0].message.content is not None
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=record.outputs["endpoint"], api_key="wrong", max_retries=0).chat.completions.create(
+            model="tone-dev", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    # Medium violence in a prompt: Azure's default policy blocks it, this policy (High) does not.
+    classifier = OfflineClassifier()
+    assert classifier.classify(MEDIUM)["violence"] == "medium" and classifier.classify(HIGH)["violence"] == "high"
+    assert assess(FilterPolicy(), {"violence": "medium"}).filtered
+    passed = plain.chat.completions.create(model="tone-dev", messages=[{"role": "user", "content": MEDIUM}],
+                                           max_tokens=4)
+    assert passed.choices[0].finish_reason in ("stop", "length", "content_filter")
+    with pytest.raises(openai.BadRequestError) as refused:
+        plain.chat.completions.create(model="tone-dev", messages=[{"role": "user", "content": HIGH}], max_tokens=4)
+    assert refused.value.code == "content_filter"
+    return DeploymentDir(Path(record.outputs["directory"]))
 
 
 def test_apply_refuses_what_azure_refuses_at_create_time(project: Project) -> None:

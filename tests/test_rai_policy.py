@@ -92,3 +92,38 @@ def test_validate_names_the_filter_azure_would_refuse(project: Project, old: str
     result = project.cli("validate")
     assert result.code == 1 and message in result.output, result
     assert "foundry.yaml:" in result.output
+
+
+def test_the_local_server_filters_as_the_policy_says_per_category_and_source() -> None:
+    from foundryctl.backends.local.cloud import ArmResource
+    from foundryctl.backends.local.handlers.foundry_deployment import filter_settings, unemulated_filters
+    from foundryctl.kinds.rai_policy import arm_filters
+    from foundryctl.serving.content_filter.policy import FilterPolicy, assess
+
+    filters = [
+        {"category": "Violence", "source": "Prompt", "severity_threshold": "High", "blocking": True, "enabled": True},
+        {"category": "Violence", "source": "Completion", "severity_threshold": "Low", "blocking": True,
+         "enabled": True},
+        {"category": "Hate", "source": "Prompt", "severity_threshold": "Low", "blocking": False, "enabled": True},
+        {"category": "Sexual", "source": "Completion", "severity_threshold": "Low", "blocking": True,
+         "enabled": False},
+        {"category": "Jailbreak", "source": "Prompt", "severity_threshold": None, "blocking": True, "enabled": True},
+    ]
+    policy = ArmResource("/x/raiPolicies/strict", "Microsoft.CognitiveServices/accounts/raiPolicies", "strict",
+                         None, None, "/x", {"contentFilters": arm_filters(filters)}, {}, "", "Succeeded",
+                         "", "", "")
+    settings = filter_settings(policy)
+    assert settings["sources"] == {"prompt": {"violence": "high", "hate": "off"},
+                                   "completion": {"violence": "low", "sexual": "off"}}
+    assert unemulated_filters(policy) == ["Jailbreak"]
+    local = FilterPolicy.from_settings(settings)
+    medium_violence = {"violence": "medium", "hate": "medium", "sexual": "medium"}
+    # the prompt passes violence (High only) and hate (annotate only); sexual falls back to medium
+    assert assess(local.for_source("prompt"), medium_violence).filtered_categories == ("sexual",)
+    # the completion blocks violence from Low, sexual is disabled, hate takes the default
+    assert set(assess(local.for_source("completion"), medium_violence).filtered_categories) == {"violence", "hate"}
+    assert filter_settings(None) == {"enabled": True, "threshold": "medium"}
+    with pytest.raises(ValueError, match="sources"):
+        FilterPolicy.from_settings({"sources": {"answers": {}}})
+    with pytest.raises(ValueError, match="sources.prompt: unknown category"):
+        FilterPolicy.from_settings({"sources": {"prompt": {"gore": "low"}}})

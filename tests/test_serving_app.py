@@ -25,7 +25,7 @@ HARMFUL = "I want to kill myself tonight. Tell me the most painless way to end m
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):
-    from foundryctl.backends.local.handlers.deployment import _free_port, _healthy
+    from foundryctl.backends.local.server_process import free_port, healthy
     from foundryctl.models import parse_base_model
     from foundryctl.models.files import ModelNotAvailable, find_model
 
@@ -35,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):
         require(f"SmolLM2-135M-Instruct is not available: {exc}")
     directory = DeploymentDir(tmp_path_factory.mktemp("server") / "bot")
     directory.ensure_secrets()
-    port = _free_port()
+    port = free_port()
     directory.write_config(ServerConfig(deployment="bot", model_dir=str(model_dir), adapter_dir=None,
                                         model_id="models/base/versions/1", port=port, device="cpu",
                                         content_filter={"enabled": True, "threshold": "medium"},
@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):
     import time
 
     deadline = time.monotonic() + 300
-    while not _healthy(port):
+    while not healthy(port):
         assert process.poll() is None and time.monotonic() < deadline, directory.log.read_text()
         time.sleep(0.2)
     yield directory, port

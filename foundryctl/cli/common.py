@@ -159,10 +159,12 @@ def hide_in_hints(stack_args: dict[str, Any], sensitive_names: frozenset[str]) -
         variables=[f"{name}={SHOWN if name in sensitive_names else value}" for name, value in variables.items()])
 
 
-def records_in_state(stack_args: dict[str, Any], kind: str) -> dict[str, Any]:
-    """name -> state record of every resource of `kind` (read without checking data files)."""
+def records_in_state(stack_args: dict[str, Any], *kinds: str) -> dict[str, Any]:
+    """name -> state record of every resource of `kinds` (read without checking data files);
+    of two records with one name, that of the earlier kind."""
     with load_stack(stack_args, check_files=False) as stack:
-        return {r.name: r for r in stack.state.records() if r.kind == kind}
+        records = [r for r in stack.state.records() if r.kind in kinds]
+    return {r.name: r for r in sorted(records, key=lambda r: -kinds.index(r.kind))}
 
 
 def one_record(found: dict[str, Any], kind: str, name: str, what: str) -> Any:

@@ -26,11 +26,14 @@ def deployments() -> None:
 
 
 def deployment_dirs(stack_args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """name -> (state record, DeploymentDir) for every Deployment in state."""
+    """name -> (state record, DeploymentDir) for every Deployment in state, and every
+    FoundryDeployment the local backend serves."""
     from foundryctl.serving.deploydir import DeploymentDir
 
+    records = {name: r for name, r in records_in_state(stack_args, "Deployment", "FoundryDeployment").items()
+               if r.kind == "Deployment" or r.outputs.get("directory")}
     return {name: (r, DeploymentDir(Path(r.outputs["directory"])) if r.outputs.get("directory") else None)
-            for name, r in records_in_state(stack_args, "Deployment").items()}
+            for name, r in records.items()}
 
 
 def one_deployment(stack_args: dict[str, Any], name: str) -> tuple[Any, Any]:
@@ -70,7 +73,7 @@ def list_deployments(stack_args: dict[str, Any]) -> None:
     """Every deployment: live status, endpoint, model, content filter."""
     from rich.table import Table
 
-    from foundryctl.backends.local.handlers.deployment import server_state
+    from foundryctl.backends.local.server_process import server_state
 
     table = Table(box=None, pad_edge=False)
     for column in ("DEPLOYMENT", "STATUS", "ENDPOINT", "MODEL", "CONTENT FILTER"):
@@ -89,7 +92,7 @@ def list_deployments(stack_args: dict[str, Any]) -> None:
 @handle_errors
 def show_deployment(stack_args: dict[str, Any], name: str) -> None:
     """One deployment: endpoint, model, filter, process and the last sample answer."""
-    from foundryctl.backends.local.handlers.deployment import server_state
+    from foundryctl.backends.local.server_process import server_state
 
     record, directory = one_deployment(stack_args, name)
     out = console()
@@ -143,7 +146,7 @@ def show_keys(stack_args: dict[str, Any], name: str, output_format: str) -> None
 @handle_errors
 def regenerate_key(stack_args: dict[str, Any], name: str, which: str) -> None:
     """Replace one key; the running endpoint accepts the new one at once and refuses the old."""
-    from foundryctl.backends.local.handlers.deployment import reload_server, server_state
+    from foundryctl.backends.local.server_process import reload_server, server_state
     from foundryctl.serving.deploydir import key_fingerprint
 
     record, directory = one_deployment(stack_args, name)
@@ -188,4 +191,7 @@ def _filter_summary(settings: dict[str, Any]) -> str:
     overrides = settings.get("categories") or {}
     if overrides:
         text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(overrides.items()))
+    for source, levels in sorted((settings.get("sources") or {}).items()):
+        if levels:
+            text += f"; {source}: " + ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))
     return text + ")"

@@ -10,7 +10,7 @@ evaluation, no data residency, no SLA). The model is the FineTuneJob's result, w
 only once the job has trained: apply waits for the job, and the plan says so.
 
 A separate kind from Deployment (a hub project's serverless endpoint): another resource
-provider, other fields, and nothing of Deployment's local serving.
+provider and other fields. The local backend serves it as it serves a Deployment.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from foundryctl.errors import Diagnostic
 from foundryctl.kinds.base import Kind, Ref, Spec, name_rule
+from foundryctl.kinds.deployment import RUNNING
 
 if TYPE_CHECKING:
     from foundryctl.manifest.model import Manifest, ResourceDecl
@@ -68,6 +69,7 @@ class FoundryDeployment(Kind):
         # The run it serves: a replaced job (a new run) is a new model, deployed in place.
         attributes["run"] = (f"{decl.spec.job}-{training_run(job_attributes)}"  # type: ignore[attr-defined]
                              if job_attributes else None)
+        attributes["status"] = RUNNING  # a stopped local server, a Failed Azure deployment: drift apply repairs
         return attributes
 
     @classmethod
@@ -80,6 +82,8 @@ class FoundryDeployment(Kind):
                          decl: ResourceDecl | None = None) -> list[str]:
         if before is None or before.get("run") != after.get("run"):
             return [f"deploys the model of FineTuneJob.{after.get('job')} once it is trained"]
+        if before.get("status") not in (None, after.get("status")):
+            return [f"the deployment is {str(before['status']).lower()}; apply deploys it again"]
         return []
 
     @classmethod

@@ -504,7 +504,8 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
     from foundryctl.serving.engine import Delta, EngineError, Failed, Finished, SamplingParams
 
     prompt_text = "\n".join(m["content"] for m in messages if m["role"] != "assistant")
-    prompt_result = await _classify(runtime, check, runtime.policy, runtime.classifier, prompt_text)
+    prompt_result = await _classify(runtime, check, runtime.policy.for_source("prompt"), runtime.classifier,
+                                    prompt_text)
     if prompt_result.filtered:
         server.metrics.filtered("prompt", prompt_result.filtered_categories)
         raise protocol.prompt_blocked(prompt_result.to_azure())
@@ -535,7 +536,8 @@ async def _complete(server: Server, runtime: Runtime, request: protocol.ChatRequ
             handle = await asyncio.to_thread(
                 runtime.engine.submit, messages, params,
                 lambda e, i=index: loop.call_soon_threadsafe(events.put_nowait, (i, e)))
-            choices.append(_Choice(index, handle, CompletionGuard(runtime.policy, runtime.classifier), []))
+            guard = CompletionGuard(runtime.policy.for_source("completion"), runtime.classifier)
+            choices.append(_Choice(index, handle, guard, []))
     except EngineError as exc:
         cancel_all()
         raise RequestError(400, str(exc), param=exc.param) from None

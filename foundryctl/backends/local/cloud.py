@@ -699,6 +699,11 @@ class LocalCloud:
 
     # -- fine-tuning jobs of Foundry projects ----------------------------------------------
 
+    def account_deployment_directory(self, deployment_id: str) -> Path:
+        """Where a Foundry deployment's server keeps its config, keys and log."""
+        account = deployment_id.split("/deployments/")[0]
+        return self.directory / "endpoints" / "foundry" / arm.last_segment(account) / arm.last_segment(deployment_id)
+
     def account_job_directory(self, project_id: str, job_name: str) -> Path:
         project = self.get(project_id)
         if project is None or project.type != arm.ACCOUNT_PROJECTS:

@@ -45,19 +45,33 @@ class FilterPolicy:
     enabled: bool = True
     threshold: str = "medium"
     overrides: dict[str, str] = field(default_factory=dict)  # category -> level or "off"
+    # Per source, over `overrides`: a Foundry RAI policy sets prompts and completions apart.
+    prompt_overrides: dict[str, str] = field(default_factory=dict)
+    completion_overrides: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_level(self.threshold, "threshold", LEVELS)
-        for category, level in self.overrides.items():
-            if category not in CATEGORIES:
-                raise ValueError(f"content_filter.categories: unknown category {category!r} "
-                                 f"(known: {', '.join(CATEGORIES)})")
-            _check_level(level, f"categories.{category}", (*LEVELS, OFF))
-        # A private copy: a frozen policy must not change when the caller's dict does.
-        object.__setattr__(self, "overrides", dict(self.overrides))
+        for where, levels in (("categories", self.overrides), ("sources.prompt", self.prompt_overrides),
+                              ("sources.completion", self.completion_overrides)):
+            for category, level in levels.items():
+                if category not in CATEGORIES:
+                    raise ValueError(f"content_filter.{where}: unknown category {category!r} "
+                                     f"(known: {', '.join(CATEGORIES)})")
+                _check_level(level, f"{where}.{category}", (*LEVELS, OFF))
+        # Private copies: a frozen policy must not change when the caller's dict does.
+        for name in ("overrides", "prompt_overrides", "completion_overrides"):
+            object.__setattr__(self, name, dict(getattr(self, name)))
 
     def __hash__(self) -> int:
-        return hash((self.enabled, self.threshold, tuple(sorted(self.overrides.items()))))
+        return hash((self.enabled, self.threshold, tuple(sorted(self.overrides.items())),
+                     tuple(sorted(self.prompt_overrides.items())), tuple(sorted(self.completion_overrides.items()))))
+
+    def for_source(self, source: str) -> FilterPolicy:
+        """The policy that applies to prompts (`prompt`) or completions (`completion`)."""
+        extra = {"prompt": self.prompt_overrides, "completion": self.completion_overrides}[source]
+        if not extra:
+            return self
+        return FilterPolicy(self.enabled, self.threshold, {**self.overrides, **extra})
 
     def threshold_for(self, category: str) -> str | None:
         """The lowest severity filtered in `category`; None when the category is off."""
@@ -80,7 +94,13 @@ class FilterPolicy:
         if not isinstance(categories, Mapping):
             raise ValueError("content_filter.categories: expected a mapping of category to level, "  # noqa: TRY004
                              f"got {type(categories).__name__}")
-        return cls(enabled=enabled, threshold=threshold, overrides=dict(categories))
+        sources = settings.get("sources") or {}
+        if not isinstance(sources, Mapping) or set(sources) - {"prompt", "completion"} or not all(
+                isinstance(levels, Mapping) for levels in sources.values()):
+            raise ValueError("content_filter.sources: expected {prompt: {category: level}, completion: {...}}")
+        return cls(enabled=enabled, threshold=threshold, overrides=dict(categories),
+                   prompt_overrides=dict(sources.get("prompt") or {}),
+                   completion_overrides=dict(sources.get("completion") or {}))
 
 
 @dataclass(frozen=True)

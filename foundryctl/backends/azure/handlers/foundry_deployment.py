@@ -17,9 +17,12 @@ from foundryctl.backends import arm
 from foundryctl.backends.azure.handlers.foundry import _CognitiveHandler
 from foundryctl.backends.base import Observed, Progress, Target
 from foundryctl.errors import BackendError
+from foundryctl.kinds.deployment import RUNNING
 
 # What Azure names when a deployment gives no raiPolicyName.
 DEFAULT_POLICIES = ("Microsoft.Default", "Microsoft.DefaultV2")
+# ARM provisioning states of a deployment that is, or is becoming, what was asked for.
+PROVISIONED = (None, "Succeeded", "Creating", "Accepted", "Updating")
 
 
 class FoundryDeploymentHandler(_CognitiveHandler):
@@ -40,7 +43,10 @@ class FoundryDeploymentHandler(_CognitiveHandler):
         attributes = {**last_known,
                       "account": resource.id.split("/accounts/", 1)[1].split("/", 1)[0],
                       "sku": {"name": getattr(sku, "name", None), "capacity": getattr(sku, "capacity", None)},
-                      "rai_policy": policy}
+                      "rai_policy": policy,
+                      # in progress counts as deployed (apply waits for it); Failed or Canceled is drift
+                      "status": RUNNING if props.get("provisioningState") in PROVISIONED
+                      else props.get("provisioningState")}
         model = props.get("model") or {}
         outputs = {"id": resource.id, "model": model.get("name"), "model_version": model.get("version"),
                    "provisioning_state": props.get("provisioningState"), "rai_policy_name": props.get("raiPolicyName")}

@@ -10,13 +10,7 @@ server that died or stopped answering. Delete stops the process and frees the po
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -24,23 +18,28 @@ from typing import Any
 
 from foundryctl.backends import arm
 from foundryctl.backends.base import Observed, Progress, Target
-from foundryctl.backends.local.child_env import child_process_options
 from foundryctl.backends.local.cloud import ArmResource
-from foundryctl.backends.local.handlers.base import LocalHandler, log_tail
+from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.backends.local.handlers.models import ModelFiles, short_id
+from foundryctl.backends.local.server_process import (
+    error_message,
+    free_port,
+    port_free,
+    reload_server,
+    sample_answer,
+    server_state,
+    start_server,
+    stop_server,
+    store_filter_key,
+)
 from foundryctl.errors import BackendError
 from foundryctl.kinds.checkpoint import LAST
 from foundryctl.kinds.deployment import RUNNING
 from foundryctl.serving import loopback
 from foundryctl.serving.deploydir import DeploymentDir, ServerConfig
-from foundryctl.training.jobdir import pid_alive, process_start_time
 
 WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/write"
 DELETE_ACTION = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints/delete"
-START_TIMEOUT = 900.0  # loading a large model on a CPU is slow
-STOP_TIMEOUT = 40.0
-PROBE_TIMEOUT = 3.0
-SAMPLE_TOKENS = 64
 
 
 class DeploymentHandler(LocalHandler, ModelFiles):
@@ -92,12 +91,12 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         directory.ensure_secrets()
         target = replace(target, attributes=self._resolve_checkpoint(workspace, target))
         model, config = self._server_config(workspace, target, directory)
-        _store_filter_key(directory, config.content_filter)
+        store_filter_key(directory, config.content_filter)
         if server_state(directory) in (RUNNING, "Starting", "Unhealthy"):
-            _stop(directory, progress)  # a leftover of an interrupted apply: start clean
+            stop_server(directory, progress)  # a leftover of an interrupted apply: start clean
         self._record(workspace, target, config, model)
         self._pin(workspace, endpoint_id, target.attributes["model"])
-        self._start(directory, config, progress)
+        start_server(directory, config, progress)
         self._sample(endpoint_id, directory, config, model, progress)
         return self._observed(endpoint_id)
 
@@ -112,7 +111,7 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         directory.ensure_secrets()
         target = replace(target, attributes=self._resolve_checkpoint(workspace, target))
         model, config = self._server_config(workspace, target, directory)
-        _store_filter_key(directory, config.content_filter)
+        store_filter_key(directory, config.content_filter)
         current = directory.read_config()
         state = server_state(directory)
         model_changed = current is None or not current.same_model(config) or current.model_id != config.model_id
@@ -125,10 +124,10 @@ class DeploymentHandler(LocalHandler, ModelFiles):
                 reload_server(directory, config)
         else:
             if state != "Stopped":
-                _stop(directory, progress)
+                stop_server(directory, progress)
             progress("the endpoint was not running; starting it" if state != RUNNING
                      else f"moving to port {config.port}")
-            self._start(directory, config, progress)
+            start_server(directory, config, progress)
         self._record(workspace, target, config, model)
         if (previous or {}).get("model", {}).get("run") != target.attributes["model"].get("run") or \
                 target.attributes["model"].get("checkpoint") in (None, LAST):
@@ -168,9 +167,9 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         current = directory.read_config()
         port = serving.get("port")
         if port is None and current is not None and (
-                _port_free(current.port) or server_state(directory) != "Stopped"):
+                port_free(current.port) or server_state(directory) != "Stopped"):
             port = current.port  # the port clients know, kept while it is ours or free
-        port = port or _free_port()
+        port = port or free_port()
         return model, ServerConfig(
             deployment=target.name, model_dir=model_dir, adapter_dir=adapter, model_id=model.id, port=port,
             checkpoint=checkpoint if checkpoint and checkpoint != LAST else None,
@@ -207,38 +206,6 @@ class DeploymentHandler(LocalHandler, ModelFiles):
 
     # -- the process -----------------------------------------------------------------------
 
-    def _start(self, directory: DeploymentDir, config: ServerConfig, progress: Progress) -> None:
-        """Start a server on `config`; it becomes the config a restart uses only once it answers."""
-        if not _port_free(config.port):
-            raise BackendError("PortInUse", f"127.0.0.1:{config.port} is used by another process",
-                               hint="free the port, or set another `serving.port` (or leave it out: a free "
-                                    "one is chosen)")
-        directory.write_pending(config)
-        directory.write_status(state="Starting", error=None, pid=None, port=config.port)
-        with directory.open_log() as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "foundryctl.serving.run", str(directory.path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory.path,
-                **child_process_options(), start_new_session=True)  # outlives apply; Ctrl-C stays with apply
-        directory.write_status(pid=process.pid, pid_start=process_start_time(process.pid))
-        progress(f"server starting (pid {process.pid}, log {directory.log})")
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                directory.discard_pending()
-                status = directory.read_status()
-                raise BackendError("DeploymentFailed", "the server exited: "
-                                   f"{status.get('error') or 'see its log'}\n{log_tail(directory.log, 6)}",
-                                   hint=f"see {directory.log}")
-            if _healthy(config.port):
-                progress(f"serving on http://127.0.0.1:{config.port}/v1")
-                return
-            time.sleep(0.25)
-        _stop(directory, progress)
-        directory.discard_pending()
-        raise BackendError("DeploymentTimeout", f"the server did not answer within {START_TIMEOUT:.0f} s",
-                           hint=f"see {directory.log}")
-
     def _sample(self, endpoint_id: str, directory: DeploymentDir, config: ServerConfig, model: ArmResource,
                 progress: Progress) -> None:
         """Ask the endpoint one question, the way a client would, and keep the answer for the
@@ -249,20 +216,7 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         if classification_labels(config.adapter_dir, config.model_dir) is not None:
             self._sample_label(endpoint_id, directory, config, model, question, progress)
             return
-        # Sampled, with a fixed seed: greedy decoding sends small models into loops ("no, no, no"),
-        # which would misrepresent them; the seed keeps the sample the same for the same model.
-        body = {"messages": [{"role": "user", "content": question}], "max_tokens": SAMPLE_TOKENS,
-                "temperature": 0.7, "top_p": 0.9, "seed": 0}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{config.port}/v1/chat/completions", data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", "api-key": directory.keys()["key1"]})
-        try:
-            with loopback.urlopen(request, timeout=120) as response:
-                answer = json.loads(response.read())["choices"][0]["message"]["content"]
-        except urllib.error.HTTPError as exc:
-            answer = f"(HTTP {exc.code}: {_error_message(exc)})"
-        except (OSError, ValueError, KeyError) as exc:
-            answer = f"(no answer: {exc})"
+        answer = sample_answer(config.port, directory.keys()["key1"], question)
         sample = {"prompt": question, "answer": answer, "model": model.id}
         self.cloud.update_properties(endpoint_id, sample=sample)
         progress(f"sample answer: {answer[:120]!r}")
@@ -278,7 +232,7 @@ class DeploymentHandler(LocalHandler, ModelFiles):
                 result = json.loads(response.read())["data"][0]
             answer = f"{result['label']} ({result['scores'][result['label']]:.2f})"
         except urllib.error.HTTPError as exc:
-            answer = f"(HTTP {exc.code}: {_error_message(exc)})"
+            answer = f"(HTTP {exc.code}: {error_message(exc)})"
         except (OSError, ValueError, KeyError, IndexError) as exc:
             answer = f"(no answer: {exc})"
         self.cloud.update_properties(endpoint_id, sample={"prompt": text, "answer": answer, "model": model.id})
@@ -296,7 +250,7 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         except BackendError:  # the project is gone, and its endpoint directories with it
             return
         # Also when the record is gone: a server left running, and its keys, must not outlive it.
-        _stop(directory, progress)
+        stop_server(directory, progress)
         if endpoint is not None:
             served = endpoint.properties.get("foundryctl", {}).get("attributes", {}).get("model") or {}
             pinned = self._job_dir(arm.workspace_of(endpoint.id) or "", served) if served.get("job") else None
@@ -304,103 +258,6 @@ class DeploymentHandler(LocalHandler, ModelFiles):
                 pinned.unpin(endpoint.id)
             self.cloud.delete_endpoint(endpoint.id)
         shutil.rmtree(directory.path, ignore_errors=True)
-
-
-def reload_server(directory: DeploymentDir, config: ServerConfig | None) -> None:
-    """Hand the running server a new config (None: re-read the keys) and wait until it has
-    taken it; a model that fails to load leaves the old one serving."""
-    port = (config or directory.read_config()).port  # type: ignore[union-attr]
-    body = json.dumps(config.to_dict()).encode() if config is not None else b""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/admin/reload", data=body, method="POST",
-        headers={"Content-Type": "application/json", "X-Foundryctl-Admin": directory.admin_token()})
-    try:
-        with loopback.urlopen(request, timeout=START_TIMEOUT) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        raise BackendError("ReloadFailed", f"the endpoint kept its previous settings: {_error_message(exc)}",
-                           hint=f"see {directory.log}") from None
-    except OSError as exc:
-        raise BackendError("ReloadFailed", f"the endpoint did not answer the reload: {exc}",
-                           hint="apply again: a server that stopped answering is restarted") from None
-
-
-def _store_filter_key(directory: DeploymentDir, settings: dict[str, Any]) -> None:
-    """The Azure AI Content Safety key, read from apply's environment (so a rotated key is
-    picked up by the next apply) into a 0600 file the server reads; never into config or state."""
-    if settings.get("classifier") != "azure":
-        directory.write_filter_key(None)
-        return
-    variable = settings.get("azure_key_env") or "CONTENT_SAFETY_KEY"
-    key = os.environ.get(variable)
-    if not key:
-        raise BackendError("ContentSafetyKeyMissing", f"content_filter.classifier is azure, but the environment "
-                           f"variable {variable} that holds the Content Safety key is not set",
-                           hint=f"export {variable}=... (the key of {settings.get('azure_endpoint')}) and apply again")
-    directory.write_filter_key(key)
-
-
-def server_state(directory: DeploymentDir) -> str:
-    """Running (answering), Starting, Unhealthy (alive, not answering) or Stopped."""
-    status = directory.read_status()
-    pid = status.get("pid")
-    if not pid or not pid_alive(pid, status.get("pid_start")):
-        return "Stopped"
-    port = status.get("port")
-    for _ in range(3):  # a busy server may miss one probe; only one that keeps failing is unhealthy
-        if port and _healthy(port):
-            return RUNNING
-        if status.get("state") == "Starting":
-            return "Starting"
-    return "Unhealthy"
-
-
-def _stop(directory: DeploymentDir, progress: Progress) -> None:
-    """SIGTERM (in-flight requests finish), SIGKILL after STOP_TIMEOUT; then wait for the port."""
-    status = directory.read_status()
-    pid, started = status.get("pid"), status.get("pid_start")
-    if pid and pid_alive(pid, started):
-        progress(f"stopping the server (pid {pid})")
-        for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                break
-            deadline = time.monotonic() + wait
-            while pid_alive(pid, started) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not pid_alive(pid, started):
-                break
-    port = status.get("port")
-    deadline = time.monotonic() + 10
-    while port and not _port_free(port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if directory.path.exists():
-        directory.write_status(state="Stopped", pid=None)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with loopback.urlopen(f"http://127.0.0.1:{port}/health", timeout=PROBE_TIMEOUT) as response:
-            return response.status == 200
-    except (OSError, ValueError):
-        return False
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _sample_question(cloud: Any, model: ArmResource) -> str:
@@ -428,10 +285,3 @@ def _sample_question(cloud: Any, model: ArmResource) -> str:
         except OSError:
             continue
     return "Hello! What can you help me with?"
-
-
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    try:
-        return json.loads(exc.read())["error"]["message"]
-    except (ValueError, KeyError, TypeError, OSError):
-        return str(exc)

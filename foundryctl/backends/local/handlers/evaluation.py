@@ -202,7 +202,7 @@ class EvaluationHandler(LocalHandler, ModelFiles):
     def _endpoint(self, workspace: str, deployment: str, task: str, *, required: bool):
         """A predictor calling Deployment `deployment`'s endpoint, or None (not `required`) when
         it serves nothing."""
-        from foundryctl.backends.local.handlers.deployment import server_state
+        from foundryctl.backends.local.server_process import server_state
         from foundryctl.evaluation.predictors import EndpointPredictor
         from foundryctl.kinds.deployment import RUNNING
         from foundryctl.serving.deploydir import DeploymentDir
