@@ -51,11 +51,11 @@ def filter_settings(policy: ArmResource | None) -> dict[str, Any]:
     sources: dict[str, dict[str, str]] = {"prompt": {}, "completion": {}}
     for item in policy.properties.get("contentFilters") or []:
         category = FILTER_CATEGORIES.get(item.get("name"))
-        if category is None:
+        source = str(item.get("source", "")).lower()
+        if category is None or source not in sources:
             continue  # Jailbreak and protected material: the offline classifier has no such category
         blocks = item.get("enabled", False) and item.get("blocking", False) and item.get("severityThreshold")
-        sources[str(item.get("source", "")).lower()][category] = (
-            str(item["severityThreshold"]).lower() if blocks else "off")
+        sources[source][category] = str(item["severityThreshold"]).lower() if blocks else "off"
     return {"enabled": True, "threshold": "medium", "sources": {k: v for k, v in sources.items() if v}}
 
 
