@@ -162,8 +162,35 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path)
+def project(tmp_path: Path) -> Iterator[Project]:
+    found = Project(tmp_path)
+    yield found
+    stop_processes(found)
+
+
+def stop_processes(project: Project) -> None:
+    """Kill the servers and trainers a test left running (a failed test never reaches its
+    destroy): under the full run they would hold the CPU for the tests after it."""
+    import json
+
+    from foundryctl.training.jobdir import pid_alive
+
+    for status in project.cloud_path.rglob("status.json"):
+        try:
+            found = json.loads(status.read_text())
+        except (OSError, ValueError):
+            continue
+        pid = found.get("pid") if isinstance(found, dict) else None
+        if isinstance(pid, int) and pid_alive(pid, found.get("pid_start")):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+# The Ctrl-C tests send SIGINT to apply processes. A test run started in the background of a
+# shell without job control (`.ci/run &`) begins with SIGINT ignored, and its children inherit
+# that: they would never hear the interrupt. A Python handler resets to the default at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -192,9 +194,6 @@ def test_ctrl_c_anywhere_on_the_main_thread_stops_the_walk_in_order() -> None:
     """A Ctrl-C that lands outside the walker's wait (here: inside the on_interrupt callback,
     and between two completions) is still the orderly stop, then the abort: never a bare
     KeyboardInterrupt that would unwind past the running operations."""
-    import os
-    import signal
-
     from foundryctl.apply.walker import ApplyAborted
 
     release = threading.Event()
@@ -209,16 +208,24 @@ def test_ctrl_c_anywhere_on_the_main_thread_stops_the_walk_in_order() -> None:
         os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C arrives while we print the first
         time.sleep(0.3)
 
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
-    started = time.monotonic()
-    with pytest.raises(ApplyAborted) as aborted:
-        walk(["quick", "slow"], {}, work, parallelism=2, on_interrupt=on_interrupt)
-    assert time.monotonic() - started < 3
-    assert heard == [["slow"]] and aborted.value.running == ["slow"]
-    release.set()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        with pytest.raises(ApplyAborted) as aborted:
+            walk(["quick", "slow"], {}, work, parallelism=2, on_interrupt=on_interrupt)
+        assert time.monotonic() - started < 3
+        assert heard == [["slow"]] and aborted.value.running == ["slow"]
+        release.set()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
+        _one_ctrl_c_among_many_completions()
+    finally:
+        release.set()
+        signal.signal(signal.SIGINT, previous)
 
-    # One Ctrl-C while many operations complete: the walk stops starting new ones and ends.
+
+def _one_ctrl_c_among_many_completions() -> None:
+    """One Ctrl-C while many operations complete: the walk stops starting new ones and ends."""
     def burst(node: str) -> None:
         if node == "n3":
             os.kill(os.getpid(), signal.SIGINT)
