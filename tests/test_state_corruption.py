@@ -219,6 +219,14 @@ def test_restore_refuses_another_lineage_without_force(project: Project, tmp_pat
     assert lineage(project.state_path) == lineage(other.state_path)
 
 
+def test_restore_refuses_the_state_file_itself(project: Project) -> None:
+    applied(project)
+    serial = sql_value(project, "SELECT value FROM meta WHERE key = 'serial'")
+    refusal = project.cli("state", "restore", ".foundryctl/state.db", "--auto-approve")
+    assert refusal.code == 1 and "is the state file itself" in refusal.stderr, refusal
+    assert sql_value(project, "SELECT value FROM meta WHERE key = 'serial'") == serial
+
+
 def test_restore_waits_for_no_one_but_takes_the_lock(project: Project) -> None:
     applied(project)
     sql(project, "INSERT INTO lock (name, id, operation, command, user, host, pid, process_start, "

@@ -152,6 +152,48 @@ class TestFile:
             StateStore(path)
 
 
+    def test_a_second_store_in_one_process_leaves_the_first_ones_locks(
+            self, path: Path, store: StateStore, other: StateStore) -> None:
+        """Opening `other` beside `store` (an SDK caller's second Stack) must not drop the
+        process's POSIX locks: without them, another process that closes takes itself for
+        the last connection, checkpoints and deletes the WAL, and this process goes on
+        reading a WAL index that no longer matches the file (stale rows, then "database disk
+        image is malformed")."""
+        writer = ("import sys\n"
+                  "from foundryctl.state import ResourceRecord, StateStore, Status\n"
+                  "s = StateStore(sys.argv[1])\n"
+                  "for n in range(int(sys.argv[2])):\n"
+                  "    s.put(ResourceRecord(address=f'Hub.h{n % 20}', kind='Hub', name=f'h{n % 20}',\n"
+                  "                         backend_id=None, status=Status.READY,\n"
+                  "                         attributes={'n': n, 'pad': 'x' * 3000}))\n"
+                  "print('written', flush=True)\n"
+                  "sys.stdin.readline()\n"
+                  "s.close()\n")
+
+        def start(writes: int) -> subprocess.Popen:
+            process = subprocess.Popen([sys.executable, "-c", writer, str(path), str(writes)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert process.stdout is not None and process.stdout.readline() == "written\n"
+            return process
+
+        def finish(process: subprocess.Popen) -> None:
+            process.communicate("\n", timeout=60)
+            assert process.returncode == 0
+
+        first = start(400)
+        assert store.get("Hub.h0").attributes["n"] == 380  # this process reads the first's WAL
+        finish(first)  # the first writer closes; it is not the last connection
+        second = start(20)
+        try:
+            assert store.get("Hub.h0").attributes["n"] == 0
+            fresh = StateStore(path)
+            try:
+                assert {r.name: r.attributes["n"] for r in fresh.records()} == {f"h{n}": n for n in range(20)}
+            finally:
+                fresh.close()
+        finally:
+            finish(second)
+
 # -- lineage and serial ----------------------------------------------------------------
 
 

@@ -56,12 +56,13 @@ def inspect(path: Path) -> Backup:
         time = _mtime(path)
     except OSError as exc:
         return Backup(path, "", problem=f"cannot read it ({exc.strerror})")
+    if not os.access(path, os.R_OK):
+        return Backup(path, time, problem="cannot read it (permission denied)")
     try:
-        with open(path, "rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                return Backup(path, time, problem="not an SQLite database")
+        # Through SQLite, not open()/close(): closing a plain descriptor drops this process's
+        # locks on the file, and `state restore` may be handed a file it has open.
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    except (OSError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:
         return Backup(path, time, problem=f"cannot open it ({exc})")
     try:
         check = [row[0] for row in db.execute("PRAGMA integrity_check(3)")]
@@ -75,6 +76,8 @@ def inspect(path: Path) -> Backup:
             return Backup(path, time, problem="its meta has no valid serial and lineage")
         return Backup(path, time, int(serial), meta["lineage"], resources)
     except sqlite3.Error as exc:
+        if "file is not a database" in str(exc):
+            return Backup(path, time, problem="not an SQLite database")
         return Backup(path, time, problem=f"not a foundryctl state file ({exc})")
     finally:
         db.close()

@@ -48,6 +48,9 @@ def choose_backup(state_path: Path, source: str | None, *, latest: bool,
         raise StateError("say which backup to restore: a SERIAL, a PATH or --latest",
                          hint="see `foundryctl state backups`")
     if source is not None and not source.isdigit():
+        if state_path.exists() and Path(source).exists() and os.path.samefile(source, state_path):
+            raise StateError(f"{source} is the state file itself, not a backup of it",
+                             hint="see `foundryctl state backups` for the backups there are")
         chosen = inspect(Path(source))
         if chosen.problem:
             raise StateError(f"cannot restore {source}: {chosen.problem}")

@@ -142,6 +142,19 @@ def _create(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def _not_sqlite(path: Path, exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite refused `path` because it is no SQLite file at all (not a damaged one).
+    Its header is read only then: a file SQLite cannot open holds no lock worth keeping."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code != getattr(sqlite3, "SQLITE_NOTADB", 26) and str(exc) != "file is not a database":
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) != b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def _integer(value: Any) -> int | None:
     """An integer as SQLite or meta's TEXT column holds it, or None."""
     if isinstance(value, bool):
@@ -172,7 +185,7 @@ class StateStore:
         if not self.path.exists():
             _create(self.path)
         os.chmod(self.path, 0o600)
-        self._check_file_header()
+        self._check_not_empty()
         try:
             self._db = _connect(self.path)
         except sqlite3.Error as exc:
@@ -197,22 +210,24 @@ class StateStore:
         return StateError(f"state file {self.path} stayed busy for 30 s ({exc})",
                           hint="another foundryctl process is writing it; retry")
 
-    def _check_file_header(self) -> None:
-        size = self.path.stat().st_size
-        if size == 0:
+    def _check_not_empty(self) -> None:
+        # Only stat() here: reading the header with open()/close() would drop every POSIX lock
+        # this process holds on the file (another StateStore's, say an SDK caller's first
+        # Stack), after which another process can take itself for the last connection and
+        # delete the WAL under it. SQLite itself reports a file that is not a database.
+        if self.path.stat().st_size == 0:
             # foundryctl creates a file complete or not at all (see _create), so an empty one
             # was truncated or made by something else; treating it as "no state" would start
             # a new lineage over resources that may well exist.
             raise self._error(f"state file {self.path} is empty (0 bytes): it was truncated or "
                               "replaced, and foundryctl will not start a new state over it")
-        with open(self.path, "rb") as f:
-            header = f.read(16)
-        if header != b"SQLite format 3\x00":
-            raise StateError(
-                f"state file {self.path} is not a database (not SQLite, and so not a foundryctl "
-                "state file)",
-                hint=f"is --state (or the manifest's state.path) pointing at a foundryctl state file? "
-                     f"If it is, the file was overwritten: {_recovery_hint(self.path)}")
+
+    def _not_a_database(self) -> StateError:
+        return StateError(
+            f"state file {self.path} is not a database (not SQLite, and so not a foundryctl "
+            "state file)",
+            hint=f"is --state (or the manifest's state.path) pointing at a foundryctl state file? "
+                 f"If it is, the file was overwritten: {_recovery_hint(self.path)}")
 
     def _check_contents(self) -> None:
         """Integrity, then foundryctl's schema, then the meta rows; see docs/state.md."""
@@ -239,6 +254,8 @@ class StateStore:
                 raise self._busy(exc) from exc
             raise self._error(f"state file {self.path} is damaged ({exc})") from exc
         except sqlite3.DatabaseError as exc:
+            if _not_sqlite(self.path, exc):
+                raise self._not_a_database() from exc
             raise self._error(f"state file {self.path} is damaged ({exc})") from exc
         absent = [key for key in _META_KEYS if key not in found]
         if absent:
