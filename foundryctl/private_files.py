@@ -8,6 +8,7 @@ readable by others; what already exists from an older version is tightened on th
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,11 +38,12 @@ def private_directory(path: str | os.PathLike) -> Path:
 def write_private(path: str | os.PathLike, text: str) -> None:
     """Replace the file's content atomically with a 0600 file."""
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    # Unique per call: two threads of one apply may write the same file (a status, a config).
+    temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        os.fchmod(descriptor, FILE_MODE)  # a leftover temporary keeps its old mode otherwise
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            os.fchmod(descriptor, FILE_MODE)  # os.open's mode is masked by the umask
             handle.write(text)
     except BaseException:
         temporary.unlink(missing_ok=True)
