@@ -162,6 +162,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def kept_port(directory: DeploymentDir) -> int:
+    """The port the deployment served on, while it is still its own or free (the port its
+    clients know), else a new free one."""
+    current = directory.read_config()
+    if current is not None and (port_free(current.port) or server_state(directory) != "Stopped"):
+        return current.port
+    return free_port()
+
+
+DEFAULT_QUESTION = "Hello! What can you help me with?"
+
+
+def sample_question(*data_files: str | None) -> str:
+    """The first user message (or labelled text) of the first of `data_files` that has one:
+    an input of the kind the model was trained for, to ask as the sample."""
+    for path in data_files:
+        if not path:
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        example = json.loads(line)
+                        messages = example.get("messages") or []
+                    except (ValueError, AttributeError):
+                        continue
+                    if isinstance(example.get("text"), str) and example["text"].strip():
+                        return example["text"].strip()  # labelled text (text_classification)
+                    question = next((m.get("content") for m in messages
+                                     if isinstance(m, dict) and m.get("role") == "user"), None)
+                    if isinstance(question, str) and question.strip():
+                        return question.strip()
+        except (OSError, UnicodeDecodeError, TypeError):
+            continue
+    return DEFAULT_QUESTION
+
+
 def sample_answer(port: int, key: str, question: str) -> str:
     """The server's answer to one question, asked the way a client would (a failure is
     described, not raised: the server is up, the sample is only informative)."""

@@ -23,10 +23,10 @@ from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.backends.local.handlers.models import ModelFiles, short_id
 from foundryctl.backends.local.server_process import (
     error_message,
-    free_port,
-    port_free,
+    kept_port,
     reload_server,
     sample_answer,
+    sample_question,
     server_state,
     start_server,
     stop_server,
@@ -164,12 +164,7 @@ class DeploymentHandler(LocalHandler, ModelFiles):
         checkpoint = a["model"].get("resolved")
         model, model_dir, adapter = self.model_files(workspace, a["model"], checkpoint)
         serving = a.get("serving") or {}
-        current = directory.read_config()
-        port = serving.get("port")
-        if port is None and current is not None and (
-                port_free(current.port) or server_state(directory) != "Stopped"):
-            port = current.port  # the port clients know, kept while it is ours or free
-        port = port or free_port()
+        port = serving.get("port") or kept_port(directory)
         return model, ServerConfig(
             deployment=target.name, model_dir=model_dir, adapter_dir=adapter, model_id=model.id, port=port,
             checkpoint=checkpoint if checkpoint and checkpoint != LAST else None,
@@ -261,27 +256,10 @@ class DeploymentHandler(LocalHandler, ModelFiles):
 
 
 def _sample_question(cloud: Any, model: ArmResource) -> str:
-    """The first user message (or labelled text) of the model's validation (else training)
-    data: an input of the kind the model was trained for."""
+    """An input from the model's validation (else training) data."""
     lineage = model.properties.get("lineage") or {}
+    files = []
     for data_id in (lineage.get("validationData"), lineage.get("trainingData")):
         data = cloud.get(data_id) if data_id else None
-        path = data.properties.get("localPath") if data else None
-        if not path:
-            continue
-        try:
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        example = json.loads(line)
-                        messages = example.get("messages") or []
-                    except (ValueError, AttributeError):
-                        continue
-                    if isinstance(example.get("text"), str) and example["text"].strip():
-                        return example["text"].strip()  # labelled text (text_classification)
-                    question = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-                    if isinstance(question, str) and question.strip():
-                        return question.strip()
-        except OSError:
-            continue
-    return "Hello! What can you help me with?"
+        files.append(data.properties.get("localPath") if data else None)
+    return sample_question(*files)

@@ -24,10 +24,10 @@ from foundryctl.backends.local.cloud import ArmResource
 from foundryctl.backends.local.handlers.base import LocalHandler
 from foundryctl.backends.local.handlers.models import ModelFiles
 from foundryctl.backends.local.server_process import (
-    free_port,
-    port_free,
+    kept_port,
     reload_server,
     sample_answer,
+    sample_question,
     server_state,
     start_server,
     stop_server,
@@ -166,10 +166,8 @@ class FoundryDeploymentHandler(LocalHandler, ModelFiles):
         else:
             raise BackendError("ModelFilesMissing", f"the files of {model} are gone ({files.model})",
                                hint="retrain it: apply replaces the FineTuneJob when its job directory is lost")
-        current = directory.read_config()
-        port = current.port if current is not None and (
-            port_free(current.port) or server_state(directory) != "Stopped") else free_port()
-        return ServerConfig(deployment=name, model_dir=model_dir, adapter_dir=adapter, model_id=model, port=port,
+        return ServerConfig(deployment=name, model_dir=model_dir, adapter_dir=adapter, model_id=model,
+                            port=kept_port(directory),
                             content_filter=content_filter)
 
     def _serve(self, directory: DeploymentDir, config: ServerConfig, progress: Progress) -> None:
@@ -204,16 +202,11 @@ class FoundryDeploymentHandler(LocalHandler, ModelFiles):
 
 
 def _first_question(job: ArmResource) -> str:
-    """The first user message of the job's training data: a question of the kind it learnt."""
-    config = JobDir(Path(job.properties["jobDir"])).config
+    """An input from the job's validation (else training) data."""
     try:
-        training = json.loads(config.read_text()).get("training_file")
-        with open(training, encoding="utf-8") as handle:
-            for line in handle:
-                messages = json.loads(line).get("messages") or []
-                question = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-                if isinstance(question, str) and question.strip():
-                    return question.strip()
-    except (OSError, ValueError, TypeError, AttributeError):
-        pass
-    return "Hello! What can you help me with?"
+        config = json.loads(JobDir(Path(job.properties["jobDir"])).config.read_text())
+    except (OSError, ValueError):
+        config = {}
+    if not isinstance(config, dict):
+        config = {}
+    return sample_question(config.get("validation_file"), config.get("training_file"))
