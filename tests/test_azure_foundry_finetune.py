@@ -301,6 +301,20 @@ def test_the_fine_tuned_model_is_deployed_with_its_sku_and_content_filter_policy
     assert put.body == {"sku": {"name": "GlobalStandard", "capacity": 20}, "properties": {
         "model": {"format": "OpenAI", "name": job["fine_tuned_model"], "version": "1"}, "raiPolicyName": "strict"}}
     assert run("plan", "--detailed-exitcode").exit_code == 0
+    # A deployment whose provisioning ended Failed (or Canceled) is drift one apply repairs;
+    # one still Updating counts as deployed.
+    for state, drift in (("Updating", False), ("Failed", True), ("Canceled", True)):
+        deployed = fake_azure.get(put.path)
+        deployed["properties"]["provisioningState"] = state
+        plan = run("plan", "--detailed-exitcode")
+        assert plan.exit_code == (2 if drift else 0), plan.output
+        if drift:
+            assert f"the deployment is {state.lower()}; apply deploys it again" in plan.output, plan.output
+            assert run("apply", "--auto-approve").exit_code == 0
+            assert fake_azure.get(put.path)["properties"]["provisioningState"] == "Succeeded"
+        else:
+            deployed["properties"]["provisioningState"] = "Succeeded"
+    assert run("plan", "--detailed-exitcode").exit_code == 0
     # Retraining (new hyperparameters) deploys the new run's model in place.
     (tmp_path / "foundry.yaml").write_text((tmp_path / "foundry.yaml").read_text().replace("{epochs: 2}", "{epochs: 3}"))
     assert run("apply", "--auto-approve").exit_code == 0
